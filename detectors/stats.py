@@ -1,0 +1,46 @@
+"""Small, dependency-light statistics shared by the detectors."""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["js_distance", "wilson_interval"]
+
+
+def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k / n``.
+
+    >>> lo, hi = wilson_interval(20, 1000)
+    >>> round(lo, 4), round(hi, 4)
+    (0.013, 0.0307)
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    z2 = z * z
+    denom = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(max(p * (1 - p) / n + z2 / (4 * n * n), 0.0)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def js_distance(p, q) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two count vectors.
+
+    >>> js_distance([10, 0], [0, 10])
+    1.0
+    >>> js_distance([5, 5], [50, 50])
+    0.0
+    """
+    sp, sq = float(sum(p)), float(sum(q))
+    if sp <= 0 or sq <= 0:
+        return 0.0
+    div = 0.0
+    for a, b in zip(p, q, strict=True):
+        pa, qb = a / sp, b / sq
+        m = 0.5 * (pa + qb)
+        if pa > 0:
+            div += 0.5 * pa * math.log2(pa / m)
+        if qb > 0:
+            div += 0.5 * qb * math.log2(qb / m)
+    return math.sqrt(max(div, 0.0))

@@ -1,0 +1,177 @@
+"""Stage 1: event-time window aggregation, per model version and category.
+
+A window's aggregate holds exactly the sufficient statistics the detectors need, so the
+detection stage never sees single events: per model version (requests, blocks, latency
+sum and count) and per (category, model version) the predicted count, the blocked
+count, attributed unblocks and reports, and a 10-bin histogram of the category's scores
+where the model reported one. Aggregates from several partitions merge by addition,
+which is what lets stage 1 run per Kafka partition and stage 2 per segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.events import Verdict
+
+__all__ = ["HIST_BINS", "WindowAggregate", "WindowAggregator"]
+
+HIST_BINS = 10
+_CELL_LEN = 4 + HIST_BINS  # predicted, blocked, unblocks, reports, hist...
+_ALL = "*"
+
+
+@dataclass(slots=True)
+class WindowAggregate:
+    index: int  # floor(ts / window_s)
+    start: float
+    end: float
+    versions: dict[str, list] = field(default_factory=dict)  # mv -> [req, blk, lat_sum, lat_n]
+    cells: dict[tuple[str, str], list] = field(default_factory=dict)  # (cat, mv) -> cell
+
+    def category_totals(self) -> dict[tuple[str, str], list]:
+        """``cells`` plus one all-versions cell per category under model version ``"*"``."""
+        out = dict(self.cells)
+        for (cat, _mv), cell in self.cells.items():
+            tot = out.get((cat, _ALL))
+            if tot is None:
+                out[(cat, _ALL)] = list(cell)
+            else:
+                for i, x in enumerate(cell):
+                    tot[i] += x
+        return out
+
+    def merge(self, other: WindowAggregate) -> None:
+        """Add another partial aggregate of the same window into this one."""
+        if other.index != self.index:
+            raise ValueError("can only merge aggregates of the same window")
+        for mv, v in other.versions.items():
+            mine = self.versions.setdefault(mv, [0, 0, 0.0, 0])
+            for i, x in enumerate(v):
+                mine[i] += x
+        for key, cell in other.cells.items():
+            mine = self.cells.setdefault(key, [0] * _CELL_LEN)
+            for i, x in enumerate(cell):
+                mine[i] += x
+
+    @property
+    def requests(self) -> int:
+        return sum(v[0] for v in self.versions.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "start": self.start,
+            "end": self.end,
+            "versions": self.versions,
+            "cells": [[c, mv, cell] for (c, mv), cell in self.cells.items()],
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> WindowAggregate:
+        return WindowAggregate(
+            d["index"],
+            d["start"],
+            d["end"],
+            {k: list(v) for k, v in d["versions"].items()},
+            {(c, mv): list(cell) for c, mv, cell in d["cells"]},
+        )
+
+
+class WindowAggregator:
+    """Assigns events to tumbling event-time windows and emits windows as they close.
+
+    A window closes once an event ``lateness`` windows past it arrives; events older
+    than the oldest open window are *late*: counted, stored, but not fed to detection.
+    """
+
+    def __init__(self, window_s: float = 5.0, lateness: int = 1):
+        if window_s <= 0:
+            raise ValueError("window_s must be > 0")
+        if lateness < 0:
+            raise ValueError("lateness must be >= 0")
+        self.window_s = window_s
+        self.lateness = lateness
+        self._open: dict[int, WindowAggregate] = {}
+        self._watermark: int | None = None
+        self._closed_upto = -1  # every window index <= this is closed
+        self.late_events = 0
+
+    def _window(self, ts: float) -> tuple[WindowAggregate | None, list[WindowAggregate]]:
+        idx = int(ts // self.window_s)
+        closed: list[WindowAggregate] = []
+        if idx <= self._closed_upto:
+            self.late_events += 1
+            return None, closed
+        if self._watermark is None or idx > self._watermark:
+            self._watermark = idx
+            closed = self._close_before(idx - self.lateness)
+        agg = self._open.get(idx)
+        if agg is None:
+            agg = WindowAggregate(idx, idx * self.window_s, (idx + 1) * self.window_s)
+            self._open[idx] = agg
+        return agg, closed
+
+    def _close_before(self, idx: int) -> list[WindowAggregate]:
+        ready = sorted(i for i in self._open if i < idx)
+        out = [self._open.pop(i) for i in ready]
+        if idx - 1 > self._closed_upto:
+            self._closed_upto = idx - 1
+        return out
+
+    def add_verdict(self, v: Verdict) -> list[WindowAggregate]:
+        agg, closed = self._window(v.ts)
+        if agg is None:
+            return closed
+        mv = v.model_version
+        ver = agg.versions.get(mv)
+        if ver is None:
+            ver = agg.versions[mv] = [0, 0, 0.0, 0]
+        blocked = v.decision == "block"
+        ver[0] += 1
+        ver[2] += v.latency_ms
+        ver[3] += 1
+        if blocked:
+            ver[1] += 1
+        cells = agg.cells
+        predicted = v.categories
+        for cat, s in v.scores.items():
+            key = (cat, mv)
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = [0] * _CELL_LEN
+            b = int(s * HIST_BINS)
+            cell[4 + (b if b < HIST_BINS else HIST_BINS - 1)] += 1
+            if cat in predicted:
+                cell[0] += 1
+                if blocked:
+                    cell[1] += 1
+        return closed
+
+    def add_feedback(
+        self, ts: float, model_version: str, attributed: tuple[str, ...], action: str
+    ) -> list[WindowAggregate]:
+        """Count one feedback event as evidence for each attributed category."""
+        if action == "unblock":
+            slot = 2
+        elif action in ("report", "block"):
+            slot = 3
+        else:
+            return []
+        agg, closed = self._window(ts)
+        if agg is None:
+            return closed
+        for cat in attributed:
+            key = (cat, model_version)
+            cell = agg.cells.get(key)
+            if cell is None:
+                cell = agg.cells[key] = [0] * _CELL_LEN
+            cell[slot] += 1
+        return closed
+
+    def flush(self) -> list[WindowAggregate]:
+        """Close every open window (end of input)."""
+        out = [self._open.pop(i) for i in sorted(self._open)]
+        if out:
+            self._closed_upto = max(self._closed_upto, out[-1].index)
+        return out

@@ -1,0 +1,434 @@
+"""The ``filterwatch`` command line.
+
+Every failure a user can cause (bad argument, bad config, unreadable file, store in use)
+ends in one line on stderr naming the fix and exit status 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, FilterwatchError
+
+__all__ = ["main"]
+
+
+def _err(msg: str) -> None:
+    click.echo(f"filterwatch: error: {msg}", err=True)
+
+
+@contextmanager
+def _progress(total: int | None, label: str, enabled: bool):
+    """A rich progress bar on stderr; yields an ``advance(n)`` callable."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    cols = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*cols, console=console, transient=True) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(task, n)
+
+
+class _Ctx:
+    def __init__(self, config_path: str | None, store: str | None, database: str | None):
+        self._config_path = config_path
+        self._store = store
+        self._database = database
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            cfg = load_config(self._config_path)
+            changes = {}
+            if self._store:
+                changes["path"] = self._store
+                changes["url"] = None
+            if self._database:
+                changes["database"] = self._database
+            if changes:
+                cfg = cfg.with_store(**changes)
+            self._config = cfg
+        return self._config
+
+
+def _store_label(cfg: Config) -> str:
+    if cfg.store.url:
+        from urllib.parse import urlsplit
+
+        p = urlsplit(cfg.store.url)
+        return f"{p.scheme}://{p.hostname}:{p.port or 8123}"  # never the credentials
+    return str(Path(cfg.store.path).resolve())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config file (default: ./filterwatch.yaml or $FILTERWATCH_CONFIG).",
+)
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="chDB data directory to use instead of the configured store.",
+)
+@click.option("--database", default=None, help="ClickHouse database name.")
+@click.version_option(package_name="filterwatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path, store, database) -> None:
+    """filterwatch: drift and misclassification monitor for web-content classifiers."""
+    ctx.obj = _Ctx(config_path, store, database)
+
+
+# --------------------------------------------------------------------------------------
+@cli.command("init-db")
+@click.pass_obj
+def init_db(obj: _Ctx) -> None:
+    """Create the ClickHouse database, tables and rollup views (idempotent)."""
+    from monitor.storage import Store
+
+    cfg = obj.config
+    with Store.open(cfg.store) as store:
+        n = store.init_schema()
+    click.echo(f"schema ready: {n} statements on {cfg.store.database} at {_store_label(cfg)}")
+
+
+# --------------------------------------------------------------------------------------
+_SCENARIO_HELP = "Incident scenario (overblock-after-deploy, selfharm-underblock, ...)."
+
+
+def _sim_options(f):
+    from monitor.simulator import DEFAULT_RATE
+
+    opts = [
+        click.option(
+            "--scenario", default="overblock-after-deploy", show_default=True, help=_SCENARIO_HELP
+        ),
+        click.option(
+            "--rate",
+            type=float,
+            default=DEFAULT_RATE,
+            show_default=True,
+            help="Verdicts per second of simulated time.",
+        ),
+        click.option("--duration", type=float, default=None, help="Seconds of simulated traffic."),
+        click.option(
+            "--onset",
+            type=float,
+            default=None,
+            help="Seconds from the start until the incident begins.",
+        ),
+        click.option("--seed", type=int, default=7, show_default=True),
+        click.option("--tenants", type=int, default=400, show_default=True),
+        click.option(
+            "--magnitude",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Scale of the incident's effect.",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _sim_config(scenario, rate, duration, onset, seed, tenants, magnitude, *, d_dur, d_on):
+    from monitor.simulator import SimConfig
+
+    duration = d_dur if duration is None else duration
+    onset = min(d_on, duration / 2) if onset is None else onset
+    return SimConfig(
+        scenario=scenario,
+        rate=rate,
+        duration_s=duration,
+        onset_s=onset,
+        seed=seed,
+        tenants=tenants,
+        magnitude=magnitude,
+    )
+
+
+@cli.command()
+@_sim_options
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output file (.jsonl or .jsonl.gz); ground truth goes to FILE.truth.json.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate(scenario, rate, duration, onset, seed, tenants, magnitude, out, quiet) -> None:
+    """Write a simulated verdict + feedback stream with a known incident."""
+    from monitor.replay import truth_path, write_events
+    from monitor.simulator import Simulator
+
+    sc = _sim_config(
+        scenario, rate, duration, onset, seed, tenants, magnitude, d_dur=600.0, d_on=300.0
+    )
+    sim = Simulator(sc)
+    total = int(sc.rate * sc.duration_s)
+    with _progress(total, f"simulating {sc.scenario}", not quiet) as advance:
+
+        def gen():
+            for chunk in sim.chunks():
+                yield from chunk
+                advance(len(chunk))
+
+        n = write_events(out, gen())
+    tp = truth_path(out)
+    tp.write_text(json.dumps(sim.truth.to_dict(), indent=2))
+    click.echo(
+        f"wrote {n} events ({sim.truth.verdicts} verdicts, {sim.truth.feedback} feedback) "
+        f"to {out}; ground truth in {tp}"
+    )
+
+
+# --------------------------------------------------------------------------------------
+def _notifier(cfg: Config):
+    from alerts.notify import Notifier
+
+    return Notifier(cfg.notify) if cfg.notify else None
+
+
+def _open_store(cfg: Config, fresh: bool = False):
+    from monitor.storage import Store
+
+    store = Store.open(cfg.store)
+    if fresh:
+        store.command(f"DROP DATABASE IF EXISTS {cfg.store.database}")
+    store.init_schema()
+    return store
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def replay(obj: _Ctx, file, notify, as_json, quiet) -> None:
+    """Run the pipeline over a JSON Lines file of events (simulator output or a capture)."""
+    from monitor.pipeline import Pipeline
+    from monitor.replay import count_lines, read_events
+
+    cfg = obj.config.with_notify(list(notify))
+    total = count_lines(file)
+    store = _open_store(cfg)
+    try:
+        pipe = Pipeline(cfg, store, origin=f"replay:{Path(file).name}", notifier=_notifier(cfg))
+        with _progress(total, "replaying", not quiet and not as_json) as advance:
+            for no, line in read_events(file):
+                pipe.process(line, position=no)
+                if no & 8191 == 0:
+                    advance(8192)
+            summary = pipe.finish()
+    finally:
+        store.close()
+    _report(summary, cfg, as_json, truth=None)
+
+
+@cli.command()
+@_sim_options
+@click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--keep", is_flag=True, help="Keep earlier demo data (default: start fresh).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def demo(
+    obj: _Ctx,
+    scenario,
+    rate,
+    duration,
+    onset,
+    seed,
+    tenants,
+    magnitude,
+    notify,
+    as_json,
+    keep,
+    quiet,
+) -> None:
+    """Simulate an incident and run it through the whole pipeline on the embedded store."""
+    from monitor.pipeline import Pipeline
+    from monitor.simulator import Simulator
+
+    cfg = obj.config.with_notify(list(notify))
+    if obj._database is None:
+        cfg = cfg.with_store(database="demo")
+    sc = _sim_config(
+        scenario, rate, duration, onset, seed, tenants, magnitude, d_dur=240.0, d_on=150.0
+    )
+    sim = Simulator(sc)
+    store = _open_store(cfg, fresh=not keep)
+    try:
+        pipe = Pipeline(cfg, store, origin=f"demo:{sc.scenario}:{sc.seed}", notifier=_notifier(cfg))
+        total = int(sc.rate * sc.duration_s)
+        with _progress(total, f"demo: {sc.scenario}", not quiet and not as_json) as advance:
+            for chunk in sim.chunks():
+                for ev in chunk:
+                    pipe.process(ev)
+                advance(len(chunk))
+            summary = pipe.finish()
+    finally:
+        store.close()
+    _report(summary, cfg, as_json, truth=sim.truth.to_dict())
+
+
+def _t(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
+    data = summary.to_dict()
+    if as_json:
+        out = {
+            "events": data["events"],
+            "alerts": data["alerts"],
+            "store": _store_label(cfg),
+            "database": cfg.store.database,
+            "summary": data,
+        }
+        if truth is not None:
+            out["truth"] = truth
+        click.echo(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title="filterwatch run", show_header=False)
+    for k, v in (
+        ("events", f"{data['events']:,}"),
+        ("throughput", f"{data['events_per_s']:,.0f} events/s ({data['elapsed_s']:.1f} s)"),
+        ("verdicts / feedback", f"{data['verdicts']:,} / {data['feedback']:,}"),
+        ("dead letters", f"{data['rejected']:,} {data['rejected_by_reason'] or ''}"),
+        ("windows / segments", f"{data['windows']:,} / {data['segments']:,}"),
+        ("drift events", f"{data['drift_events']:,}"),
+        ("alerts", f"{len(data['alerts'])}"),
+        ("store", f"{_store_label(cfg)} (database {cfg.store.database})"),
+    ):
+        t.add_row(k, v)
+    console.print(t)
+    if truth is not None:
+        exp = truth["expected"]
+        console.print(
+            f"scenario [bold]{truth['scenario']}[/]: onset {_t(truth['onset_ts'])} UTC; expected "
+            f"{exp['direction'] or 'no alert'}"
+            + (f" on {exp['category']}" if exp["category"] else "")
+        )
+    if not summary.alerts:
+        console.print("[green]no alerts raised[/]")
+    for a in summary.alerts:
+        lag = ""
+        if truth is not None:
+            lag = f" (+{a.incident.fired_at - truth['onset_ts']:.0f} s after the true onset)"
+        console.rule(f"alert {a.alert_id}{lag}, delivery: {a.delivery_status}")
+        click.echo(a.body_text)
+
+
+# --------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_obj
+def sql(obj: _Ctx, query, fmt) -> None:
+    """Run a SQL query on the configured ClickHouse and print the result."""
+    from monitor.storage import Store
+
+    cfg = obj.config
+    with Store.open(cfg.store) as store:
+        result = store.query(query)
+        names = list(result.column_names)
+        rows = result.result_rows
+    if fmt == "json":
+        for r in rows:
+            click.echo(orjson.dumps(dict(zip(names, r, strict=True)), default=str).decode())
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(names)
+        w.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        width = shutil.get_terminal_size((160, 40)).columns
+        t = Table(*names)
+        for r in rows:
+            t.add_row(*[str(x) for x in r])
+        Console(width=max(width, 80)).print(t)
+        click.echo(f"{len(rows)} row(s)")
+
+
+# --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning our errors and usage errors into one line."""
+    try:
+        cli.main(args=argv, prog_name="filterwatch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        _err("aborted")
+        return 130
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "filterwatch"
+        _err(f"{exc.format_message()} (see '{cmd} --help')")
+        return 2
+    except click.ClickException as exc:
+        _err(exc.format_message())
+        return 2
+    except (FilterwatchError, ConfigError) as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

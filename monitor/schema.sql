@@ -1,0 +1,221 @@
+-- filterwatch ClickHouse schema. Idempotent: every statement is IF NOT EXISTS.
+-- Placeholders in braces are filled from the store config; identifiers only, never data.
+-- The same DDL runs on chDB (embedded) and on a ClickHouse server.
+
+CREATE DATABASE IF NOT EXISTS {db};
+
+-- Raw verdicts, URLs already scrubbed. Every verdict lands here (rollups are built from
+-- it), but rows with keep = 0 (allowed, not scored in a CIPA category, not in the
+-- sample) are deleted after the short retention; kept rows live for the long one.
+CREATE TABLE IF NOT EXISTS {db}.verdicts
+(
+    request_id    String,
+    ts            DateTime64(3, 'UTC'),
+    tenant_id     LowCardinality(String),
+    url           String,
+    domain        LowCardinality(String),
+    model_version LowCardinality(String),
+    scores        Map(LowCardinality(String), Float32),
+    categories    Array(LowCardinality(String)),
+    decision      Enum8('allow' = 0, 'block' = 1),
+    policy        LowCardinality(String),
+    latency_ms    Float32,
+    source        LowCardinality(String),
+    keep          UInt8,
+    ingested_at   DateTime DEFAULT now()
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (toStartOfHour(ts), model_version, tenant_id, ts, request_id)
+TTL ingested_at + INTERVAL {raw_full_hours} HOUR DELETE WHERE keep = 0,
+    ingested_at + INTERVAL {raw_days} DAY DELETE
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Per-minute traffic rollup: requests, blocks and latency quantile states.
+CREATE TABLE IF NOT EXISTS {db}.traffic_1m
+(
+    minute        DateTime('UTC'),
+    tenant_id     LowCardinality(String),
+    model_version LowCardinality(String),
+    source        LowCardinality(String),
+    requests      SimpleAggregateFunction(sum, UInt64),
+    blocked       SimpleAggregateFunction(sum, UInt64),
+    latency_sum   SimpleAggregateFunction(sum, Float64),
+    latency_q     AggregateFunction(quantiles(0.5, 0.95, 0.99), Float32)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, model_version, tenant_id, source)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_1m_mv TO {db}.traffic_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    tenant_id,
+    model_version,
+    source,
+    count() AS requests,
+    countIf(decision = 'block') AS blocked,
+    sum(toFloat64(latency_ms)) AS latency_sum,
+    quantilesState(0.5, 0.95, 0.99)(latency_ms) AS latency_q
+FROM {db}.verdicts
+GROUP BY minute, tenant_id, model_version, source;
+
+-- Per-minute category rollup over every category the model scored (sparse scores).
+CREATE TABLE IF NOT EXISTS {db}.category_1m
+(
+    minute        DateTime('UTC'),
+    tenant_id     LowCardinality(String),
+    model_version LowCardinality(String),
+    category      LowCardinality(String),
+    scored        SimpleAggregateFunction(sum, UInt64),
+    predicted     SimpleAggregateFunction(sum, UInt64),
+    blocked       SimpleAggregateFunction(sum, UInt64),
+    score_sum     SimpleAggregateFunction(sum, Float64),
+    score_q       AggregateFunction(quantiles(0.1, 0.5, 0.9), Float32)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, category, model_version, tenant_id)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.category_1m_mv TO {db}.category_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    tenant_id,
+    model_version,
+    cat AS category,
+    count() AS scored,
+    countIf(has(categories, cat)) AS predicted,
+    countIf(has(categories, cat) AND decision = 'block') AS blocked,
+    sum(toFloat64(scores[cat])) AS score_sum,
+    quantilesState(0.1, 0.5, 0.9)(scores[cat]) AS score_q
+FROM {db}.verdicts
+ARRAY JOIN mapKeys(scores) AS cat
+GROUP BY minute, tenant_id, model_version, category;
+
+-- Feedback joined to its verdict: the labeled outcomes. All of it is kept.
+CREATE TABLE IF NOT EXISTS {db}.feedback
+(
+    feedback_id   String,
+    request_id    String,
+    ts            DateTime64(3, 'UTC'),
+    tenant_id     LowCardinality(String),
+    actor         LowCardinality(String),
+    action        LowCardinality(String),
+    categories    Array(LowCardinality(String)),
+    attributed    Array(LowCardinality(String)),
+    joined        UInt8,
+    verdict_ts    Nullable(DateTime64(3, 'UTC')),
+    model_version LowCardinality(String),
+    domain        LowCardinality(String),
+    url           String,
+    decision      LowCardinality(String),
+    predicted     Array(LowCardinality(String)),
+    ingested_at   DateTime DEFAULT now()
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (toStartOfHour(ts), tenant_id, ts, feedback_id)
+TTL ingested_at + INTERVAL {rollup_days} DAY DELETE
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS {db}.feedback_1m
+(
+    minute        DateTime('UTC'),
+    tenant_id     LowCardinality(String),
+    model_version LowCardinality(String),
+    category      LowCardinality(String),
+    action        LowCardinality(String),
+    events        SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, category, action, model_version, tenant_id)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.feedback_1m_mv TO {db}.feedback_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    tenant_id,
+    model_version,
+    cat AS category,
+    action,
+    count() AS events
+FROM {db}.feedback
+ARRAY JOIN attributed AS cat
+GROUP BY minute, tenant_id, model_version, category, action;
+
+-- Detections from the detector bank (one row per detection).
+CREATE TABLE IF NOT EXISTS {db}.drift_events
+(
+    event_id      String,
+    detected_at   DateTime64(3, 'UTC'),
+    onset         DateTime64(3, 'UTC'),
+    signal        LowCardinality(String),
+    category      LowCardinality(String),
+    model_version LowCardinality(String),
+    change        LowCardinality(String),
+    baseline      Float64,
+    current       Float64,
+    ci_low        Float64,
+    ci_high       Float64,
+    successes     Float64,
+    trials        Float64,
+    trials_of     LowCardinality(String),
+    statistic     Float64,
+    threshold     Float64,
+    effect        Float64,
+    detector      LowCardinality(String),
+    ingested_at   DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+ORDER BY (detected_at, signal, category, model_version, event_id);
+
+-- Alerts as sent (or not) to on-call, with their evidence. No notification URL is stored.
+CREATE TABLE IF NOT EXISTS {db}.alerts
+(
+    alert_id        String,
+    fingerprint     String,
+    created_at      DateTime64(3, 'UTC'),
+    detected_at     DateTime64(3, 'UTC'),
+    onset           DateTime64(3, 'UTC'),
+    category        LowCardinality(String),
+    direction       LowCardinality(String),
+    severity        LowCardinality(String),
+    segment         String,
+    signals         Array(LowCardinality(String)),
+    rate_now        Float64,
+    rate_baseline   Float64,
+    ci_low          Float64,
+    ci_high         Float64,
+    trials_of       LowCardinality(String),
+    title           String,
+    body_text       String,
+    body_markdown   String,
+    context_json    String,
+    sql_query       String,
+    runbook         String,
+    delivery_status LowCardinality(String),
+    delivery_detail String,
+    ingested_at     DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+ORDER BY (alert_id);
+
+-- Events refused by validation, with the reason. The excerpt is scrubbed and truncated.
+CREATE TABLE IF NOT EXISTS {db}.dead_letters
+(
+    received_at   DateTime64(3, 'UTC'),
+    origin        String,
+    position      UInt64,
+    reason        LowCardinality(String),
+    field         String,
+    detail        String,
+    excerpt       String,
+    ingested_at   DateTime DEFAULT now()
+)
+ENGINE = MergeTree
+ORDER BY (received_at, origin, position)
+TTL ingested_at + INTERVAL {raw_days} DAY DELETE
+SETTINGS non_replicated_deduplication_window = 10000;

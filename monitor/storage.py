@@ -1,0 +1,281 @@
+"""ClickHouse storage through clickhouse-connect: chDB embedded by default, HTTP server by URL.
+
+One code path and one SQL dialect for both backends. Inserts are batched and carry a
+deterministic ``insert_deduplication_token`` so a retried batch (after a crash, with
+at-least-once delivery) is dropped by ClickHouse from the table *and* from the rollups
+its materialized views feed (``deduplicate_blocks_in_dependent_materialized_views``).
+Queries take values only as bound parameters, never pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import zlib
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.config import StoreConfig
+from monitor.errors import StorageError, StoreLockedError
+from monitor.events import Verdict
+from monitor.join import JoinedFeedback
+from monitor.taxonomy import CATEGORIES, SeverityClass
+
+__all__ = ["Store", "dedup_token"]
+
+_CIPA = frozenset(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
+_KEEP_CIPA_SCORE = 0.2
+
+VERDICT_COLUMNS = (
+    "request_id", "ts", "tenant_id", "url", "domain", "model_version", "scores",
+    "categories", "decision", "policy", "latency_ms", "source", "keep",
+)  # fmt: skip
+FEEDBACK_COLUMNS = (
+    "feedback_id", "request_id", "ts", "tenant_id", "actor", "action", "categories",
+    "attributed", "joined", "verdict_ts", "model_version", "domain", "url", "decision",
+    "predicted",
+)  # fmt: skip
+DEAD_LETTER_COLUMNS = (
+    "received_at", "origin", "position", "reason", "field", "detail", "excerpt",
+)  # fmt: skip
+_DEDUP_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+def dedup_token(*parts: object) -> str:
+    """A stable token for one batch, from what identifies it (origin, offsets, ids)."""
+    h = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16)
+    return h.hexdigest()
+
+
+class Store:
+    """A ClickHouse database holding filterwatch's tables."""
+
+    def __init__(self, client, config: StoreConfig):
+        self._client = client
+        self.config = config
+        self.db = config.database
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: StoreConfig) -> Store:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            if config.url:
+                parts = urlsplit(config.url)
+                client = clickhouse_connect.get_client(
+                    host=parts.hostname or "localhost",
+                    port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                    username=parts.username or "default",
+                    password=parts.password or "",
+                    secure=parts.scheme == "https",
+                )
+            else:
+                Path(config.path).mkdir(parents=True, exist_ok=True)
+                with _native_stderr_silenced():
+                    client = clickhouse_connect.get_client(interface="chdb", path=config.path)
+        except ClickHouseError as exc:
+            msg = str(exc)
+            if "Unable to open the chdb engine" in msg or "Cannot lock file" in msg:
+                raise StoreLockedError(
+                    f"the embedded store {config.path} is open in another process (a running "
+                    "worker or demo); stop it, or point --store / FILTERWATCH_STORE_PATH "
+                    "elsewhere"
+                ) from None
+            where = "ClickHouse server" if config.url else f"embedded store {config.path}"
+            raise StorageError(f"cannot open the {where}: {_first_line(msg)}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open the store: {exc.strerror or exc}") from None
+        return cls(client, config)
+
+    def with_database(self, database: str) -> Store:
+        """The same connection on another database (chDB allows one store per process)."""
+        import dataclasses
+
+        cfg = dataclasses.replace(self.config, database=database)
+        cfg.validate()
+        return Store(self._client, cfg)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # a broken connection must not mask the error
+            self._client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------
+    def init_schema(self) -> int:
+        """Create database, tables and views if missing; returns statements run."""
+        ddl = resources.files("monitor").joinpath("schema.sql").read_text(encoding="utf-8")
+        c = self.config
+        ddl = ddl.format(
+            db=self.db,
+            raw_full_hours=c.raw_full_retention_hours,
+            raw_days=c.raw_retention_days,
+            rollup_days=c.rollup_retention_days,
+        )
+        statements = [s.strip().rstrip(";") for s in _split_sql(ddl) if s.strip()]
+        for stmt in statements:
+            self.command(stmt)
+        return len(statements)
+
+    # -- low level --------------------------------------------------------------------------
+    def command(self, sql: str, parameters: dict | None = None):
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            return self._client.command(sql, parameters=parameters)
+        except ClickHouseError as exc:
+            raise StorageError(f"ClickHouse refused a statement: {_first_line(str(exc))}") from None
+
+    def query(self, sql: str, parameters: dict | None = None):
+        """Run a query; returns clickhouse-connect's QueryResult."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            return self._client.query(sql, parameters=parameters)
+        except ClickHouseError as exc:
+            raise StorageError(f"query failed: {_first_line(str(exc))}") from None
+
+    def rows(self, sql: str, parameters: dict | None = None) -> list[tuple]:
+        return self.query(sql, parameters).result_rows
+
+    def scalar(self, sql: str, parameters: dict | None = None) -> Any:
+        r = self.rows(sql, parameters)
+        return r[0][0] if r else None
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        token: str | None = None,
+    ) -> None:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        if not columns or not len(columns[0]):
+            return
+        settings = dict(_DEDUP_SETTINGS)
+        if token is not None:
+            settings["insert_deduplication_token"] = token
+        try:
+            self._client.insert(
+                f"{self.db}.{table}",
+                columns,
+                column_names=list(column_names),
+                column_oriented=True,
+                settings=settings,
+            )
+        except ClickHouseError as exc:
+            raise StorageError(f"insert into {table} failed: {_first_line(str(exc))}") from None
+
+    # -- typed inserts ----------------------------------------------------------------------
+    def verdict_columns(self, verdicts: Sequence[Verdict]) -> list[list]:
+        """Columnar rows for ``verdicts``, with the long-retention ``keep`` flag decided."""
+        sample = int(self.config.sample_allowed * 1_000_000)
+        cols: list[list] = [[] for _ in VERDICT_COLUMNS]
+        (rid, ts, ten, url, dom, mv, sc, cat, dec, pol, lat, src, keep) = cols
+        for v in verdicts:
+            rid.append(v.request_id)
+            ts.append(int(v.ts * 1000))
+            ten.append(v.tenant_id)
+            url.append(v.url)
+            dom.append(v.domain)
+            mv.append(v.model_version)
+            sc.append(v.scores)
+            cat.append(v.categories)
+            dec.append(v.decision)
+            pol.append(v.policy)
+            lat.append(v.latency_ms)
+            src.append(v.source)
+            kept = v.decision == "block" or any(
+                s >= _KEEP_CIPA_SCORE and c in _CIPA for c, s in v.scores.items()
+            )
+            if not kept and sample:
+                kept = zlib.crc32(v.request_id.encode()) % 1_000_000 < sample
+            keep.append(1 if kept else 0)
+        return cols
+
+    def insert_verdicts(self, verdicts: Sequence[Verdict], token: str | None) -> None:
+        self.insert("verdicts", self.verdict_columns(verdicts), VERDICT_COLUMNS, token)
+
+    def insert_feedback(self, joined: Sequence[JoinedFeedback], token: str | None) -> None:
+        cols: list[list] = [[] for _ in FEEDBACK_COLUMNS]
+        for j in joined:
+            f = j.feedback
+            row = (
+                f.feedback_id,
+                f.request_id or "",
+                int(f.ts * 1000),
+                f.tenant_id,
+                f.actor,
+                f.action,
+                f.categories,
+                j.attributed,
+                1 if j.found else 0,
+                int(j.verdict_ts * 1000) if j.verdict_ts is not None else None,
+                j.model_version,
+                j.domain,
+                j.url or (f.url or ""),
+                j.decision,
+                j.predicted,
+            )
+            for c, x in zip(cols, row, strict=True):
+                c.append(x)
+        self.insert("feedback", cols, FEEDBACK_COLUMNS, token)
+
+    def insert_dead_letters(self, rows: Iterable[tuple], token: str | None) -> None:
+        cols: list[list] = [[] for _ in DEAD_LETTER_COLUMNS]
+        for row in rows:
+            for c, x in zip(cols, row, strict=True):
+                c.append(x)
+        self.insert("dead_letters", cols, DEAD_LETTER_COLUMNS, token)
+
+    def insert_rows(self, table: str, rows: Sequence[dict]) -> None:
+        """Insert dicts (drift events, alerts) whose keys are column names."""
+        if not rows:
+            return
+        names = list(rows[0])
+        cols = [[r[n] for r in rows] for n in names]
+        self.insert(table, cols, names, None)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """chDB's engine writes its own error text straight to fd 2 when a store is locked;
+    our StorageError says it better, in one line, so hide the native noise meanwhile."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _split_sql(text: str) -> list[str]:
+    """Split a DDL file on semicolons at line ends, dropping comment-only lines."""
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
+    return "\n".join(lines).split(";\n")
+
+
+def _first_line(msg: str) -> str:
+    msg = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+    return msg[:300]

@@ -1,0 +1,216 @@
+"""The command line as a user runs it: separate processes, each with its own store."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+FW = [sys.executable, "-m", "monitor.cli"]
+
+
+def fw(*args, cwd=None, check=True, timeout=300):
+    p = subprocess.run(
+        [*FW, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FILTERWATCH_")},
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}: {p.stderr}")
+    return p
+
+
+def one_line_error(p):
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("filterwatch: error: ")
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def test_simulate_then_replay_with_bad_lines(tmp_path):
+    out = tmp_path / "sim.jsonl"
+    fw(
+        "simulate",
+        "--scenario",
+        "none",
+        "--rate",
+        "400",
+        "--duration",
+        "60",
+        "--onset",
+        "30",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    truth = json.loads((tmp_path / "sim.truth.json").read_text())
+    good = truth["counts"]["verdicts"] + truth["counts"]["feedback"]
+    with out.open("a") as fh:
+        fh.write("{broken json\n")
+        fh.write('{"schema": "verdict/7", "request_id": "x"}\n')
+        fh.write('{"schema": "verdict/1", "request_id": "x", "url": "https://a.org/?kid=1"}\n')
+        fh.write(
+            json.dumps(
+                {
+                    "schema": "verdict/1",
+                    "request_id": "y",
+                    "ts": time.time(),
+                    "tenant_id": "t",
+                    "url": "https://a.org/x",
+                    "domain": "a.org",
+                    "model_version": "v",
+                    "scores": {"adult": 3.0},
+                    "categories": [],
+                    "decision": "allow",
+                    "policy": "p",
+                    "latency_ms": 1,
+                    "source": "prod",
+                }
+            )
+            + "\n"
+        )
+    store = tmp_path / "store"
+    p = fw("--store", str(store), "replay", str(out), "--json")
+    data = json.loads(p.stdout)
+    s = data["summary"]
+    assert data["events"] == good + 4
+    assert s["verdicts"] + s["feedback"] == good
+    assert s["rejected_by_reason"] == {
+        "bad_json": 1,
+        "unknown_schema_version": 1,
+        "missing_field": 1,
+        "score_out_of_range": 1,
+    }
+    assert data["alerts"] == []
+    q = fw(
+        "--store",
+        str(store),
+        "sql",
+        "SELECT reason, position, excerpt FROM filterwatch.dead_letters ORDER BY position",
+        "--format",
+        "json",
+    )
+    rows = [json.loads(line) for line in q.stdout.splitlines()]
+    assert [r["reason"] for r in rows] == [
+        "bad_json",
+        "unknown_schema_version",
+        "missing_field",
+        "score_out_of_range",
+    ]
+    assert all("kid=1" not in r["excerpt"] for r in rows)  # DLQ excerpts are scrubbed too
+    # replaying the same file again is idempotent in the rollups
+    fw("--store", str(store), "replay", str(out), "--json")
+    total = fw(
+        "--store",
+        str(store),
+        "sql",
+        "SELECT sum(requests) FROM filterwatch.traffic_1m",
+        "--format",
+        "csv",
+    )
+    assert total.stdout.splitlines()[1] == str(truth["counts"]["verdicts"])
+
+
+def test_demo_json_contract_on_clean_traffic(tmp_path):
+    p = fw(
+        "--store",
+        str(tmp_path / "s"),
+        "demo",
+        "--scenario",
+        "none",
+        "--rate",
+        "1500",
+        "--duration",
+        "150",
+        "--json",
+    )
+    data = json.loads(p.stdout)
+    assert set(data) >= {"events", "alerts", "store"}
+    assert data["alerts"] == [] and data["events"] > 200_000
+    assert Path(data["store"]).exists()
+
+
+def test_demo_json_alert_fields(tmp_path):
+    p = fw(
+        "--store",
+        str(tmp_path / "s"),
+        "demo",
+        "--scenario",
+        "selfharm-underblock",
+        "--rate",
+        "1500",
+        "--duration",
+        "200",
+        "--onset",
+        "110",
+        "--json",
+    )
+    data = json.loads(p.stdout)
+    assert data["alerts"]
+    a = data["alerts"][0]
+    for key in ("category", "direction", "severity", "onset", "detected_at", "segment"):
+        assert key in a
+    assert (a["category"], a["direction"], a["severity"]) == (
+        "self_harm",
+        "under-blocking",
+        "critical",
+    )
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["demo", "--rate", "-5"], "--rate"),
+        (["demo", "--scenario", "meteor"], "unknown scenario"),
+        (["demo", "--rate", "fast"], "fast"),
+        (["replay", "/nonexistent/file.jsonl"], "no such file"),
+        (["--config", "/nonexistent.yaml", "init-db"], "does not exist"),
+        (["frobnicate"], "No such command"),
+        (["sql", "SELEC 1"], "query failed"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, needle):
+    if args[0] not in ("--config",):
+        args = ["--store", str(tmp_path / "s"), *args]
+    line = one_line_error(fw(*args, check=False))
+    assert needle in line
+
+
+def test_bad_config_file_is_one_line(tmp_path):
+    cfg = tmp_path / "fw.yaml"
+    cfg.write_text("store:\n  pth: x\n")
+    line = one_line_error(fw("--config", str(cfg), "init-db", check=False))
+    assert "did you mean 'path'" in line
+
+
+def test_locked_store_names_the_fix(tmp_path):
+    store = tmp_path / "held"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from monitor.config import StoreConfig; "
+            "from monitor.storage import Store; "
+            f"s=Store.open(StoreConfig(path={str(store)!r})); print('ready', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        line = one_line_error(fw("--store", str(store), "sql", "SELECT 1", check=False))
+        assert "open in another process" in line
+    finally:
+        holder.kill()
+        holder.wait()

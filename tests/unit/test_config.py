@@ -1,0 +1,66 @@
+import pytest
+
+from monitor.config import load_config
+from monitor.errors import ConfigError
+
+
+def write(tmp_path, text):
+    p = tmp_path / "fw.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(env={})
+    assert cfg.store.backend == "chdb" and cfg.source == "defaults"
+
+
+def test_unknown_key_suggests_fix(tmp_path):
+    p = write(tmp_path, "store:\n  pth: /x\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'store.pth' \(did you mean 'path'\?\)"):
+        load_config(p, env={})
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'stor'"):
+        load_config(write(tmp_path, "stor: {}\n"), env={})
+
+
+def test_wrong_type(tmp_path):
+    with pytest.raises(ConfigError, match=r"'detect\.window_s' must be a number"):
+        load_config(write(tmp_path, "detect:\n  window_s: fast\n"), env={})
+
+
+def test_bad_yaml_names_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"line \d"):
+        load_config(write(tmp_path, "store:\n  path: [unclosed\n"), env={})
+
+
+def test_missing_explicit_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_notify_tags_and_env(tmp_path):
+    p = write(tmp_path, "notify:\n  - url: json://localhost/x\n    tags: [critical]\n")
+    cfg = load_config(p, env={"FILTERWATCH_NOTIFY": "json://a/b, mailto://u:p@h"})
+    assert next(t.tags for t in cfg.notify) == ("critical",)
+    assert len(cfg.notify) == 3
+    assert "u:p" not in repr(cfg)  # secrets never in reprs
+
+
+def test_bad_severity_tag(tmp_path):
+    p = write(tmp_path, "notify:\n  - url: json://x\n    tags: [urgent]\n")
+    with pytest.raises(ConfigError, match="severities are"):
+        load_config(p, env={})
+
+
+def test_env_overrides_store(tmp_path):
+    cfg = load_config(
+        write(tmp_path, "{}\n"),
+        env={"FILTERWATCH_CLICKHOUSE_URL": "http://ch:8123", "FILTERWATCH_DATABASE": "fw2"},
+    )
+    assert cfg.store.backend == "http" and cfg.store.database == "fw2"
+    with pytest.raises(ConfigError, match="valid ClickHouse identifier"):
+        load_config(write(tmp_path, "{}\n"), env={"FILTERWATCH_DATABASE": "a-b; DROP"})
