@@ -257,7 +257,11 @@ def replay(obj: _Ctx, file, notify, as_json, quiet) -> None:
             summary = pipe.finish()
     finally:
         store.close()
-    _report(summary, cfg, as_json, truth=None)
+    from monitor.replay import truth_path
+
+    tp = truth_path(file)
+    truth = json.loads(tp.read_text()) if tp.exists() else None
+    _report(summary, cfg, as_json, truth=truth)
 
 
 @cli.command()
