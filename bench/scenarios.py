@@ -15,6 +15,7 @@ Writes bench/results/scenarios.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import sys
@@ -39,8 +40,10 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=300.0)
     ap.add_argument("--onset", type=float, default=150.0)
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--scenario", action="append", help="run only these (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    gc.set_threshold(200_000, 50, 1000)  # as the CLI does (see monitor/cli.py main)
     if args.quick:
         args.rate = 2000.0
     root = tempfile.mkdtemp(prefix="fw-bench-")
@@ -49,6 +52,8 @@ def main() -> int:
     try:
         for seed in range(7, 7 + args.seeds):
             for name, sc in SCENARIOS.items():
+                if args.scenario and name not in args.scenario:
+                    continue
                 sim_cfg = SimConfig(
                     scenario=name,
                     rate=args.rate,
@@ -96,6 +101,7 @@ def main() -> int:
                         if first
                         else None,
                         "first_alert": first.title if first else None,
+                        "all_alerts": [a.title for a in summary.alerts],
                         "collateral_alerts": sum(
                             1 for a in summary.alerts if a.category not in allowed
                         ),

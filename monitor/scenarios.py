@@ -69,6 +69,9 @@ SCENARIOS: dict[str, Scenario] = {
             "games",
             "over-blocking",
             ("unblock_rate",),
+            # An unblock disputes every category the page was blocked for; games pages
+            # that the model also scored violent/weapons/gambling carry the storm there.
+            also_acceptable=("violence", "weapons", "gambling"),
         ),
         Scenario(
             "latency-regression",
