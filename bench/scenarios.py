@@ -135,11 +135,10 @@ def main() -> int:
         "baseline_events_per_s": round(sum(r["baseline_events_per_s"] for r in rows) / len(rows)),
     }
     out["ratio"] = round(out["events_per_s"] / out["baseline_events_per_s"], 3)
-    dest = (
-        Path(__file__).parent
-        / "results"
-        / ("scenarios-quick.json" if args.quick else "scenarios.json")
-    )
+    name = "scenarios-quick" if args.quick else "scenarios"
+    if args.scenario:
+        name += "-" + "-".join(sorted(args.scenario))
+    dest = Path(__file__).parent / "results" / f"{name}.json"
     dest.write_text(json.dumps(out, indent=2))
     if args.json:
         print(json.dumps(out))
