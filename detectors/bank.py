@@ -84,8 +84,20 @@ class _Slot:
 class DetectorBank:
     """Feeds window aggregates to all segment detectors and returns drift events."""
 
-    def __init__(self, config: BankConfig | None = None):
+    def __init__(
+        self,
+        config: BankConfig | None = None,
+        *,
+        categories: tuple[str, ...] | None = None,
+        latency: bool = True,
+    ):
+        """``categories``/``latency`` restrict the bank to a slice of the segments, so a
+        streaming worker can own one category's detectors (keyed partitioning)."""
         self.config = config or BankConfig()
+        self.categories = (
+            tuple(c.name for c in CATEGORIES) if categories is None else tuple(categories)
+        )
+        self.latency = latency
         self._slots: dict[tuple[str, str, str, str], _Slot] = {}
         self._cipa = {c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA}
         self.windows = 0
@@ -158,10 +170,12 @@ class DetectorBank:
         versions = [ALL, *sorted(agg.versions)]
         # Make sure every known segment gets an update each window (zeros if silent), so
         # window indices stay aligned; new segments are created on first sight.
-        for cat_def in CATEGORIES:
-            cat = cat_def.name
+        for cat in self.categories:
             for mv in versions:
                 self._ensure(cat, mv, w)
+        if self.latency:
+            for mv in versions:
+                self._slot(("latency", ALL, mv, "up"), w)
         for (signal, cat, mv, change), slot in list(self._slots.items()):
             if signal == "latency":
                 if mv == ALL:
@@ -187,7 +201,6 @@ class DetectorBank:
     def _ensure(self, cat: str, mv: str, w: int) -> None:
         for signal, change in self._signals_for(cat):
             self._slot((signal, cat, mv, change), w)
-        self._slot(("latency", ALL, mv, "up"), w)
 
     def _event(self, signal, cat, mv, change, slot: _Slot, agg: WindowAggregate) -> DriftEvent:
         det = slot.detector

@@ -185,16 +185,39 @@ def _sim_config(scenario, rate, duration, onset, seed, tenants, magnitude, *, d_
 @click.option(
     "--out",
     "out",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False),
     help="Output file (.jsonl or .jsonl.gz); ground truth goes to FILE.truth.json.",
 )
+@click.option("--to-kafka", is_flag=True, help="Produce into the Kafka topics instead.")
+@click.option(
+    "--send-rate",
+    type=float,
+    default=None,
+    help="With --to-kafka: limit to N events per second of wall time.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(scenario, rate, duration, onset, seed, tenants, magnitude, out, quiet) -> None:
+@click.pass_obj
+def simulate(
+    obj: _Ctx,
+    scenario,
+    rate,
+    duration,
+    onset,
+    seed,
+    tenants,
+    magnitude,
+    out,
+    to_kafka,
+    send_rate,
+    quiet,
+) -> None:
     """Write a simulated verdict + feedback stream with a known incident."""
     from monitor.replay import truth_path, write_events
     from monitor.simulator import Simulator
 
+    if not out and not to_kafka:
+        raise click.UsageError("give --out FILE or --to-kafka")
     sc = _sim_config(
         scenario, rate, duration, onset, seed, tenants, magnitude, d_dur=600.0, d_on=300.0
     )
@@ -207,12 +230,23 @@ def simulate(scenario, rate, duration, onset, seed, tenants, magnitude, out, qui
                 yield from chunk
                 advance(len(chunk))
 
-        n = write_events(out, gen())
-    tp = truth_path(out)
-    tp.write_text(json.dumps(sim.truth.to_dict(), indent=2))
+        if to_kafka:
+            from streams.produce import produce
+            from streams.topics import create_topics
+
+            cfg = obj.config
+            create_topics(cfg.kafka)
+            n = produce(cfg.kafka, gen(), rate=send_rate)
+            where = f"Kafka {cfg.kafka.bootstrap}"
+        else:
+            n = write_events(out, gen())
+            where = out
+    tp = truth_path(out) if out else None
+    if tp is not None:
+        tp.write_text(json.dumps(sim.truth.to_dict(), indent=2))
     click.echo(
         f"wrote {n} events ({sim.truth.verdicts} verdicts, {sim.truth.feedback} feedback) "
-        f"to {out}; ground truth in {tp}"
+        f"to {where}" + (f"; ground truth in {tp}" if tp else "")
     )
 
 
@@ -237,15 +271,28 @@ def _open_store(cfg: Config, fresh: bool = False):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--to-kafka", is_flag=True, help="Produce the file's lines into Kafka instead.")
+@click.option("--rate", type=float, default=None, help="With --to-kafka: events per second.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def replay(obj: _Ctx, file, notify, as_json, quiet) -> None:
+def replay(obj: _Ctx, file, notify, as_json, to_kafka, rate, quiet) -> None:
     """Run the pipeline over a JSON Lines file of events (simulator output or a capture)."""
     from monitor.pipeline import Pipeline
     from monitor.replay import count_lines, read_events
 
     cfg = obj.config.with_notify(list(notify))
     total = count_lines(file)
+    if to_kafka:
+        from streams.produce import produce
+        from streams.topics import create_topics
+
+        create_topics(cfg.kafka)
+        with _progress(total, "producing", not quiet) as advance:
+            n = produce(
+                cfg.kafka, (line for _, line in read_events(file)), rate=rate, progress=advance
+            )
+        click.echo(f"sent {n} events to Kafka {cfg.kafka.bootstrap}")
+        return
     store = _open_store(cfg)
     try:
         pipe = Pipeline(cfg, store, origin=f"replay:{Path(file).name}", notifier=_notifier(cfg))
@@ -363,6 +410,42 @@ def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
             lag = f" (+{a.incident.fired_at - truth['onset_ts']:.0f} s after the true onset)"
         console.rule(f"alert {a.alert_id}{lag}, delivery: {a.delivery_status}")
         click.echo(a.body_text)
+
+
+# --------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--web-port", type=int, default=None, help="Port of the health/metrics server.")
+@click.option("--loglevel", default="warning", show_default=True)
+@click.pass_obj
+def worker(obj: _Ctx, web_port, loglevel) -> None:
+    """Run a streaming worker: consume Kafka, store in ClickHouse, detect, alert."""
+    import dataclasses
+
+    from streams.worker import run_worker
+
+    cfg = obj.config
+    if web_port is not None:
+        cfg = dataclasses.replace(cfg, kafka=dataclasses.replace(cfg.kafka, web_port=web_port))
+    run_worker(cfg, loglevel)
+
+
+@cli.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+@click.pass_obj
+def topics_create(obj: _Ctx) -> None:
+    """Create every filterwatch topic with the configured partition counts."""
+    from streams.topics import create_topics, topic_names
+
+    cfg = obj.config
+    created = create_topics(cfg.kafka)
+    click.echo(
+        f"topics on {cfg.kafka.bootstrap}: {', '.join(topic_names(cfg.kafka).values())} "
+        f"({len(created)} created)"
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ __all__ = [
     "AlertsConfig",
     "Config",
     "IngestConfig",
+    "KafkaConfig",
     "NotifyTarget",
     "StoreConfig",
     "load_config",
@@ -117,11 +118,41 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:19092"
+    app_id: str = "filterwatch"
+    topic_prefix: str = ""
+    partitions: int = 8
+    agg_partitions: int = 8
+    replication: int = 1
+    batch_max: int = 5000
+    batch_within_s: float = 1.0
+    web_port: int = 6066
+    session_timeout_s: float = 10.0
+    # seconds of silence after which a verdict partition is no longer waited for
+    idle_s: float = 30.0
+
+    def validate(self) -> None:
+        if not self.bootstrap or "://" in self.bootstrap:
+            raise ConfigError("kafka.bootstrap must be host:port[,host:port] (no scheme)")
+        if self.partitions < 1 or self.agg_partitions < 1 or self.replication < 1:
+            raise ConfigError("kafka.partitions, agg_partitions and replication must be >= 1")
+        if self.batch_max < 1 or self.batch_within_s <= 0:
+            raise ConfigError("kafka.batch_max must be >= 1 and batch_within_s > 0")
+        if not 0 < self.web_port < 65536:
+            raise ConfigError("kafka.web_port must be a TCP port")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@dataclass(frozen=True)
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     detect: BankConfig = field(default_factory=BankConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
     notify: tuple[NotifyTarget, ...] = ()
     url_hash_key: bytes | None = field(default=None, repr=False)
     source: str = "defaults"
@@ -141,6 +172,7 @@ _SECTIONS = {
     "detect": BankConfig,
     "alerts": AlertsConfig,
     "ingest": IngestConfig,
+    "kafka": KafkaConfig,
 }
 
 
@@ -263,12 +295,17 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
         notify += tuple(
             NotifyTarget(u.strip()) for u in env["FILTERWATCH_NOTIFY"].split(",") if u.strip()
         )
+    kafka = built["kafka"]
+    if env.get("KAFKA_BOOTSTRAP"):
+        kafka = dataclasses.replace(kafka, bootstrap=env["KAFKA_BOOTSTRAP"])
+        kafka.validate()
     key = env.get("FILTERWATCH_URL_HASH_KEY")
     return Config(
         store=store,
         detect=built["detect"],
         alerts=built["alerts"],
         ingest=built["ingest"],
+        kafka=kafka,
         notify=notify,
         url_hash_key=key.encode() if key else None,
         source=where,

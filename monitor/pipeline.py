@@ -104,7 +104,9 @@ class Pipeline:
         self.on_alert = on_alert
         self.summary = RunSummary()
         self._verdicts: list[Verdict] = []
+        self._verdict_pos: list[int] = []
         self._feedback: list[JoinedFeedback] = []
+        self._feedback_pos: list[int] = []
         self._dead: list[tuple] = []
         self._batch_no = Counter()
         self._position = 0
@@ -121,6 +123,7 @@ class Pipeline:
         if isinstance(ev, Verdict):
             s.verdicts += 1
             self._verdicts.append(ev)
+            self._verdict_pos.append(pos)
             self.cache.add(ev)
             closed = self.aggregator.add_verdict(ev)
             if len(self._verdicts) >= self._batch_rows:
@@ -131,6 +134,7 @@ class Pipeline:
             if not j.found:
                 s.feedback_unjoined += 1
             self._feedback.append(j)
+            self._feedback_pos.append(pos)
             closed = self.aggregator.add_feedback(ev.ts, j.model_version, j.attributed, ev.action)
             if len(self._feedback) >= self._batch_rows:
                 self._flush_feedback()
@@ -236,8 +240,8 @@ class Pipeline:
         b = self._verdicts
         self._batch_no["v"] += 1
         tok = dedup_token(self.origin, "verdicts", b[0].request_id, b[-1].request_id, len(b))
-        self.store.insert_verdicts(b, tok)
-        self._verdicts = []
+        self.store.insert_verdicts(b, tok, self.origin, self._verdict_pos)
+        self._verdicts, self._verdict_pos = [], []
 
     def _flush_feedback(self) -> None:
         if not self._feedback:
@@ -246,8 +250,8 @@ class Pipeline:
         tok = dedup_token(
             self.origin, "feedback", b[0].feedback.feedback_id, b[-1].feedback.feedback_id, len(b)
         )
-        self.store.insert_feedback(b, tok)
-        self._feedback = []
+        self.store.insert_feedback(b, tok, self.origin, self._feedback_pos)
+        self._feedback, self._feedback_pos = [], []
 
     def _flush_dead(self) -> None:
         if not self._dead:

@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS {db}.verdicts
     latency_ms    Float32,
     source        LowCardinality(String),
     keep          UInt8,
+    src           LowCardinality(String),  -- where it came from: "topic:partition" or a file
+    src_offset    UInt64,                  -- its offset (line) there: the resume point
     ingested_at   DateTime DEFAULT now()
 )
 ENGINE = MergeTree
@@ -112,6 +114,8 @@ CREATE TABLE IF NOT EXISTS {db}.feedback
     url           String,
     decision      LowCardinality(String),
     predicted     Array(LowCardinality(String)),
+    src           LowCardinality(String),
+    src_offset    UInt64,
     ingested_at   DateTime DEFAULT now()
 )
 ENGINE = MergeTree

@@ -31,12 +31,12 @@ _KEEP_CIPA_SCORE = 0.2
 
 VERDICT_COLUMNS = (
     "request_id", "ts", "tenant_id", "url", "domain", "model_version", "scores",
-    "categories", "decision", "policy", "latency_ms", "source", "keep",
+    "categories", "decision", "policy", "latency_ms", "source", "keep", "src", "src_offset",
 )  # fmt: skip
 FEEDBACK_COLUMNS = (
     "feedback_id", "request_id", "ts", "tenant_id", "actor", "action", "categories",
     "attributed", "joined", "verdict_ts", "model_version", "domain", "url", "decision",
-    "predicted",
+    "predicted", "src", "src_offset",
 )  # fmt: skip
 DEAD_LETTER_COLUMNS = (
     "received_at", "origin", "position", "reason", "field", "detail", "excerpt",
@@ -177,11 +177,19 @@ class Store:
             raise StorageError(f"insert into {table} failed: {_first_line(str(exc))}") from None
 
     # -- typed inserts ----------------------------------------------------------------------
-    def verdict_columns(self, verdicts: Sequence[Verdict]) -> list[list]:
-        """Columnar rows for ``verdicts``, with the long-retention ``keep`` flag decided."""
+    def verdict_columns(
+        self, verdicts: Sequence[Verdict], origin: str = "", offsets: Sequence[int] | None = None
+    ) -> list[list]:
+        """Columnar rows for ``verdicts``, with the long-retention ``keep`` flag decided.
+
+        ``origin``/``offsets`` record where each verdict came from (Kafka topic:partition
+        and offset, or file and line): the stored data is its own ingest ledger.
+        """
         sample = int(self.config.sample_allowed * 1_000_000)
         cols: list[list] = [[] for _ in VERDICT_COLUMNS]
-        (rid, ts, ten, url, dom, mv, sc, cat, dec, pol, lat, src, keep) = cols
+        (rid, ts, ten, url, dom, mv, sc, cat, dec, pol, lat, src, keep, origin_c, off_c) = cols
+        origin_c.extend([origin] * len(verdicts))
+        off_c.extend(offsets if offsets is not None else [0] * len(verdicts))
         for v in verdicts:
             rid.append(v.request_id)
             ts.append(int(v.ts * 1000))
@@ -203,12 +211,26 @@ class Store:
             keep.append(1 if kept else 0)
         return cols
 
-    def insert_verdicts(self, verdicts: Sequence[Verdict], token: str | None) -> None:
-        self.insert("verdicts", self.verdict_columns(verdicts), VERDICT_COLUMNS, token)
+    def insert_verdicts(
+        self,
+        verdicts: Sequence[Verdict],
+        token: str | None,
+        origin: str = "",
+        offsets: Sequence[int] | None = None,
+    ) -> None:
+        cols = self.verdict_columns(verdicts, origin, offsets)
+        self.insert("verdicts", cols, VERDICT_COLUMNS, token)
 
-    def insert_feedback(self, joined: Sequence[JoinedFeedback], token: str | None) -> None:
+    def insert_feedback(
+        self,
+        joined: Sequence[JoinedFeedback],
+        token: str | None,
+        origin: str = "",
+        offsets: Sequence[int] | None = None,
+    ) -> None:
         cols: list[list] = [[] for _ in FEEDBACK_COLUMNS]
-        for j in joined:
+        offs = offsets if offsets is not None else [0] * len(joined)
+        for j, off in zip(joined, offs, strict=True):
             f = j.feedback
             row = (
                 f.feedback_id,
@@ -226,6 +248,8 @@ class Store:
                 j.url or (f.url or ""),
                 j.decision,
                 j.predicted,
+                origin,
+                off,
             )
             for c, x in zip(cols, row, strict=True):
                 c.append(x)
@@ -237,6 +261,27 @@ class Store:
             for c, x in zip(cols, row, strict=True):
                 c.append(x)
         self.insert("dead_letters", cols, DEAD_LETTER_COLUMNS, token)
+
+    def stored_upto(self, origin: str) -> dict[str, int]:
+        """Highest stored offset from ``origin`` per table (-1 when none).
+
+        Each batch insert into one table is atomic and batches go in offset order, so a
+        table's rows from one source form a prefix of that source: a redelivered message
+        at or below its table's mark is already stored and must not be stored again.
+        """
+        marks = {}
+        for table, col_src, col_off in (
+            ("verdicts", "src", "src_offset"),
+            ("feedback", "src", "src_offset"),
+            ("dead_letters", "origin", "position"),
+        ):
+            m, n = self.rows(
+                f"SELECT max({col_off}), count() FROM {self.db}.{table} "
+                f"WHERE {col_src} = {{o:String}}",
+                {"o": origin},
+            )[0]
+            marks[table] = int(m) if n else -1
+        return marks
 
     def insert_rows(self, table: str, rows: Sequence[dict]) -> None:
         """Insert dicts (drift events, alerts) whose keys are column names."""

@@ -1,0 +1,218 @@
+"""Faust agents: thin adapters that decode, call a stage from ``monitor/``, and send.
+
+- ``ingest`` consumes ``verdicts`` + ``feedback`` (co-partitioned by request id) in
+  batches (``take_events``), runs :class:`monitor.ingest.IngestStage`, sends partial
+  aggregates to ``agg`` keyed by category and refused messages to ``dlq`` (original
+  bytes, reason and source position in the headers), and waits for delivery before the
+  batch is acknowledged.
+- ``detect`` consumes ``agg``; each key (a category, or ``*`` for latency) is owned by
+  one worker. Its :class:`monitor.detect.SegmentDetector` is checkpointed in a
+  changelog-backed table after every closed window, so a crash or a rebalance resumes
+  it without a new warm-up. Drift events go to ClickHouse and ``drift-events``; alerts
+  through the dispatcher (ClickHouse + apprise) and ``alerts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+
+import faust
+import orjson
+
+from alerts.dispatch import AlertDispatcher
+from alerts.notify import Notifier
+from monitor.config import Config
+from monitor.detect import SegmentDetector
+from monitor.ingest import IngestStage, Message
+from monitor.storage import Store, dedup_token
+from streams.app import create_app
+from streams.topics import AGG, ALERTS, DLQ, DRIFT_EVENTS, FEEDBACK, VERDICTS, topic_names
+
+__all__ = ["Metrics", "build_worker_app"]
+
+log = logging.getLogger("filterwatch.worker")
+
+
+class Metrics:
+    """Counters exposed at /metrics in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.c: Counter = Counter()
+        self.dlq_by_reason: Counter = Counter()
+        self.alerts_by_status: Counter = Counter()
+        self.detectors = 0
+        self.lag = 0
+
+    def render(self) -> str:
+        lines = [
+            "# TYPE filterwatch_events_in_total counter",
+            f'filterwatch_events_in_total{{kind="verdict"}} {self.c["verdicts"]}',
+            f'filterwatch_events_in_total{{kind="feedback"}} {self.c["feedback"]}',
+            f'filterwatch_events_in_total{{kind="rejected"}} {self.c["rejected"]}',
+            "# TYPE filterwatch_redelivered_skipped_total counter",
+            f"filterwatch_redelivered_skipped_total {self.c['skipped']}",
+            "# TYPE filterwatch_dlq_total counter",
+        ]
+        lines += [
+            f'filterwatch_dlq_total{{reason="{r}"}} {n}'
+            for r, n in sorted(self.dlq_by_reason.items())
+        ]
+        lines += [
+            "# TYPE filterwatch_partials_sent_total counter",
+            f"filterwatch_partials_sent_total {self.c['partials']}",
+            "# TYPE filterwatch_windows_closed_total counter",
+            f"filterwatch_windows_closed_total {self.c['windows']}",
+            "# TYPE filterwatch_drift_events_total counter",
+            f"filterwatch_drift_events_total {self.c['drift_events']}",
+            "# TYPE filterwatch_alerts_total counter",
+        ]
+        lines += [
+            f'filterwatch_alerts_total{{status="{s}"}} {n}'
+            for s, n in sorted(self.alerts_by_status.items())
+        ]
+        lines += [
+            "# TYPE filterwatch_detectors gauge",
+            f"filterwatch_detectors {self.detectors}",
+            "# TYPE filterwatch_consumer_lag gauge",
+            f"filterwatch_consumer_lag {self.lag}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
+    app = create_app(config)
+    k = config.kafka
+    names = topic_names(k)
+    metrics = Metrics()
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(names[VERDICTS], names[FEEDBACK], **raw)
+    agg_topic = app.topic(names[AGG], partitions=k.agg_partitions, **raw)
+    dlq_topic = app.topic(names[DLQ], **raw)
+    drift_topic = app.topic(names[DRIFT_EVENTS], **raw)
+    alerts_topic = app.topic(names[ALERTS], **raw)
+    state = app.Table("detector-state", default=None, partitions=k.agg_partitions)
+    stage = IngestStage(config, store)
+    notifier = Notifier(config.notify) if config.notify else None
+    dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
+    live: dict[str, SegmentDetector] = {}
+
+    @app.agent(inputs)
+    async def ingest(stream):
+        async for events in stream.take_events(k.batch_max, within=k.batch_within_s):
+            msgs = [
+                Message(e.message.topic, e.message.partition, e.message.offset, e.message.value)
+                for e in events
+            ]
+            out = stage.process(msgs)
+            futs = [
+                await agg_topic.send(key=key.encode(), value=payload)
+                for key, payload in out.partials
+            ]
+            futs += [await dlq_topic.send(value=d.value, headers=d.headers()) for d in out.dead]
+            if futs:
+                await asyncio.gather(*futs)
+            metrics.c.update(
+                verdicts=out.verdicts,
+                feedback=out.feedback,
+                rejected=len(out.dead),
+                skipped=out.skipped,
+                partials=len(out.partials),
+            )
+            metrics.dlq_by_reason.update(out.rejected_by_reason)
+
+    @app.agent(agg_topic)
+    async def detect(stream):
+        async for event in stream.events():
+            key = event.key.decode() if event.key else "*"
+            det = live.get(key)
+            if det is None:
+                saved = state.get(key)
+                det = (
+                    SegmentDetector.from_bytes(saved)
+                    if saved
+                    else SegmentDetector(
+                        key,
+                        config.detect,
+                        config.alerts,
+                        clock_prefix=names[VERDICTS] + ":",
+                        expected=tuple(f"{names[VERDICTS]}:{p}" for p in range(k.partitions)),
+                        idle_s=k.idle_s,
+                    )
+                )
+                live[key] = det
+            drift, incidents, closed = det.add(event.value)
+            if drift:
+                rows = [_drift_row(e) for e in drift]
+                store.insert_rows("drift_events", rows)
+                for e in drift:
+                    await drift_topic.send(key=key.encode(), value=orjson.dumps(e.to_dict()))
+                metrics.c["drift_events"] += len(drift)
+            for inc in incidents:
+                alert = dispatcher.dispatch(inc)
+                metrics.alerts_by_status[alert.delivery_status] += 1
+                await alerts_topic.send(
+                    key=alert.fingerprint.encode(), value=orjson.dumps(alert.summary_dict())
+                )
+            if closed:
+                metrics.c["windows"] += closed
+                state[key] = det.to_bytes()
+            metrics.detectors = sum(d.bank.segment_count for d in live.values())
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app_, revoked, **kwargs) -> None:
+        live.clear()  # the new owner restores from the changelog-backed table
+
+    @app.timer(interval=2.0)
+    async def _lag() -> None:
+        consumer = app.consumer
+        total = 0
+        try:
+            for tp in consumer.assignment():
+                hw = consumer.highwater(tp)
+                pos = consumer._read_offset.get(tp)
+                if hw is not None and pos is not None:
+                    total += max(0, hw - pos - 1)
+        except Exception:  # lag is best-effort telemetry, never a reason to crash
+            return
+        metrics.lag = total
+
+    @app.page("/metrics")
+    async def _metrics(web, request):
+        return web.text(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def _health(web, request):
+        return web.json(
+            {
+                "status": "ok",
+                "events": metrics.c["verdicts"] + metrics.c["feedback"],
+                "rejected": metrics.c["rejected"],
+            }
+        )
+
+    return app, metrics
+
+
+def _drift_row(e) -> dict:
+    return {
+        "event_id": dedup_token(e.signal, e.category, e.model_version, e.change, e.detected_at),
+        "detected_at": int(e.detected_at * 1000),
+        "onset": int(e.onset * 1000),
+        "signal": e.signal,
+        "category": e.category,
+        "model_version": e.model_version,
+        "change": e.change,
+        "baseline": float(e.baseline),
+        "current": float(e.current),
+        "ci_low": float(e.ci_low),
+        "ci_high": float(e.ci_high),
+        "successes": float(e.successes),
+        "trials": float(e.trials),
+        "trials_of": e.trials_of,
+        "statistic": float(e.statistic),
+        "threshold": float(e.threshold),
+        "effect": float(e.effect) if e.effect != float("inf") else 1e308,
+        "detector": e.detector,
+    }
