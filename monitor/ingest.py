@@ -104,7 +104,9 @@ class IngestStage:
             by_src.setdefault(f"{m.topic}:{m.partition}", []).append(m)
         for src, msgs in by_src.items():
             msgs.sort(key=lambda m: m.offset)
-            self._process_source(src, msgs, out)
+            unique = [m for i, m in enumerate(msgs) if i == 0 or m.offset != msgs[i - 1].offset]
+            out.skipped += len(msgs) - len(unique)  # one offset delivered twice in a batch
+            self._process_source(src, unique, out)
         for k in ("verdicts", "feedback", "skipped"):
             self.totals[k] += getattr(out, k)
         self.totals["rejected"] += len(out.dead)

@@ -27,7 +27,7 @@ from monitor.config import Config
 from monitor.events import Feedback, Verdict
 from monitor.join import JoinedFeedback, VerdictCache
 from monitor.scrub import scrub_text
-from monitor.storage import Store, dedup_token
+from monitor.storage import Store, dedup_token, drift_event_row
 from monitor.validation import Rejection, Validator
 
 __all__ = ["Pipeline", "RunSummary"]
@@ -205,32 +205,7 @@ class Pipeline:
 
     def _record_drift(self, events: list[DriftEvent]) -> None:
         self.summary.drift_events += len(events)
-        rows = []
-        for e in events:
-            rows.append(
-                {
-                    "event_id": dedup_token(
-                        e.signal, e.category, e.model_version, e.change, e.detected_at
-                    ),
-                    "detected_at": int(e.detected_at * 1000),
-                    "onset": int(e.onset * 1000),
-                    "signal": e.signal,
-                    "category": e.category,
-                    "model_version": e.model_version,
-                    "change": e.change,
-                    "baseline": float(e.baseline),
-                    "current": float(e.current),
-                    "ci_low": float(e.ci_low),
-                    "ci_high": float(e.ci_high),
-                    "successes": float(e.successes),
-                    "trials": float(e.trials),
-                    "trials_of": e.trials_of,
-                    "statistic": float(e.statistic),
-                    "threshold": float(e.threshold),
-                    "effect": float(e.effect) if e.effect != float("inf") else 1e308,
-                    "detector": e.detector,
-                }
-            )
+        rows = [drift_event_row(e) for e in events]
         self.store.insert_rows("drift_events", rows)
 
     # -- flushing -------------------------------------------------------------------------

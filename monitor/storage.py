@@ -24,7 +24,7 @@ from monitor.events import Verdict
 from monitor.join import JoinedFeedback
 from monitor.taxonomy import CATEGORIES, SeverityClass
 
-__all__ = ["Store", "dedup_token"]
+__all__ = ["Store", "dedup_token", "drift_event_row"]
 
 _CIPA = frozenset(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
 _KEEP_CIPA_SCORE = 0.2
@@ -324,3 +324,27 @@ def _split_sql(text: str) -> list[str]:
 def _first_line(msg: str) -> str:
     msg = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
     return msg[:300]
+
+
+def drift_event_row(e) -> dict:
+    """The drift_events row for a :class:`detectors.DriftEvent` (id stable per detection)."""
+    return {
+        "event_id": dedup_token(e.signal, e.category, e.model_version, e.change, e.detected_at),
+        "detected_at": int(e.detected_at * 1000),
+        "onset": int(e.onset * 1000),
+        "signal": e.signal,
+        "category": e.category,
+        "model_version": e.model_version,
+        "change": e.change,
+        "baseline": float(e.baseline),
+        "current": float(e.current),
+        "ci_low": float(e.ci_low),
+        "ci_high": float(e.ci_high),
+        "successes": float(e.successes),
+        "trials": float(e.trials),
+        "trials_of": e.trials_of,
+        "statistic": float(e.statistic),
+        "threshold": float(e.threshold),
+        "effect": float(e.effect) if e.effect != float("inf") else 1e308,
+        "detector": e.detector,
+    }

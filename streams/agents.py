@@ -26,7 +26,7 @@ from alerts.notify import Notifier
 from monitor.config import Config
 from monitor.detect import SegmentDetector
 from monitor.ingest import IngestStage, Message
-from monitor.storage import Store, dedup_token
+from monitor.storage import Store, drift_event_row
 from streams.app import create_app
 from streams.topics import AGG, ALERTS, DLQ, DRIFT_EVENTS, FEEDBACK, VERDICTS, topic_names
 
@@ -73,6 +73,8 @@ class Metrics:
             for s, n in sorted(self.alerts_by_status.items())
         ]
         lines += [
+            "# TYPE filterwatch_detector_states_restored_total counter",
+            f"filterwatch_detector_states_restored_total {self.c['restored']}",
             "# TYPE filterwatch_detectors gauge",
             f"filterwatch_detectors {self.detectors}",
             "# TYPE filterwatch_consumer_lag gauge",
@@ -93,6 +95,10 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     drift_topic = app.topic(names[DRIFT_EVENTS], **raw)
     alerts_topic = app.topic(names[ALERTS], **raw)
     state = app.Table("detector-state", default=None, partitions=k.agg_partitions)
+    # Faust derives table serializers from key/value *model* types (json otherwise);
+    # the checkpoints are opaque bytes, so the changelog carries them raw.
+    state.key_serializer = state.value_serializer = "raw"
+    state.changelog_topic = state._new_changelog_topic()  # rebuilt with the raw serializers
     stage = IngestStage(config, store)
     notifier = Notifier(config.notify) if config.notify else None
     dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
@@ -128,7 +134,7 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
             key = event.key.decode() if event.key else "*"
             det = live.get(key)
             if det is None:
-                saved = state.get(key)
+                saved = state.get(key.encode())
                 det = (
                     SegmentDetector.from_bytes(saved)
                     if saved
@@ -142,9 +148,11 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                     )
                 )
                 live[key] = det
+                if saved:
+                    metrics.c["restored"] += 1
             drift, incidents, closed = det.add(event.value)
             if drift:
-                rows = [_drift_row(e) for e in drift]
+                rows = [drift_event_row(e) for e in drift]
                 store.insert_rows("drift_events", rows)
                 for e in drift:
                     await drift_topic.send(key=key.encode(), value=orjson.dumps(e.to_dict()))
@@ -157,7 +165,7 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                 )
             if closed:
                 metrics.c["windows"] += closed
-                state[key] = det.to_bytes()
+                state[key.encode()] = det.to_bytes()
             metrics.detectors = sum(d.bank.segment_count for d in live.values())
 
     @app.on_partitions_revoked.connect
@@ -184,35 +192,8 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
 
     @app.page("/health")
     async def _health(web, request):
-        return web.json(
-            {
-                "status": "ok",
-                "events": metrics.c["verdicts"] + metrics.c["feedback"],
-                "rejected": metrics.c["rejected"],
-            }
-        )
+        counts = ("verdicts", "feedback", "rejected", "skipped", "restored", "windows")
+        body = {"status": "ok", "lag": metrics.lag, **{c: metrics.c[c] for c in counts}}
+        return web.json(body)
 
     return app, metrics
-
-
-def _drift_row(e) -> dict:
-    return {
-        "event_id": dedup_token(e.signal, e.category, e.model_version, e.change, e.detected_at),
-        "detected_at": int(e.detected_at * 1000),
-        "onset": int(e.onset * 1000),
-        "signal": e.signal,
-        "category": e.category,
-        "model_version": e.model_version,
-        "change": e.change,
-        "baseline": float(e.baseline),
-        "current": float(e.current),
-        "ci_low": float(e.ci_low),
-        "ci_high": float(e.ci_high),
-        "successes": float(e.successes),
-        "trials": float(e.trials),
-        "trials_of": e.trials_of,
-        "statistic": float(e.statistic),
-        "threshold": float(e.threshold),
-        "effect": float(e.effect) if e.effect != float("inf") else 1e308,
-        "detector": e.detector,
-    }

@@ -1,0 +1,212 @@
+"""Streaming against a real Kafka broker: Faust workers in their own processes.
+
+Each worker holds its own embedded ClickHouse store (chDB allows one process per
+store); totals across workers are the sum of their stores.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import orjson
+import pytest
+
+from monitor.simulator import SimConfig, Simulator
+from tests.integration.receiver import Receiver
+from tests.streaming.workers import FW, _env
+
+pytestmark = [pytest.mark.kafka, pytest.mark.integration]
+
+
+def settled(
+    worker, keys=("verdicts", "feedback", "skipped", "rejected"), quiet_s=6.0, timeout=240.0
+) -> dict:
+    """Wait until the worker has no lag and its counters stopped moving."""
+    deadline = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < deadline:
+        h = worker.wait(lambda h: True, timeout=30)
+        snap = (*[h[k] for k in keys], h["windows"])
+        if snap != last:
+            last, since = snap, time.time()
+        elif h["lag"] == 0 and time.time() - since >= quiet_s:
+            return h
+        time.sleep(0.5)
+    raise AssertionError(f"worker did not settle: {last}")
+
+
+def totals(worker) -> dict:
+    db = "filterwatch"
+    (row,) = worker.sql(
+        f"SELECT (SELECT sum(requests) FROM {db}.traffic_1m) AS rollup_requests, "
+        f"(SELECT count() FROM {db}.verdicts) AS verdicts, "
+        f"(SELECT count() FROM {db}.feedback) AS feedback, "
+        f"(SELECT count() FROM {db}.alerts) AS alerts"
+    )
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def test_incident_end_to_end_alert_delivered(kafka_env):
+    with Receiver() as rx:
+        w = kafka_env.worker("a")
+        w.config = kafka_env.write_config(
+            "a", w.store, w.port, notify=[{"url": f"json://127.0.0.1:{rx.port}/hook"}]
+        )
+        truth = kafka_env.simulate("selfharm-underblock", rate=800, duration=200, onset=100)
+        w.start()
+        n = truth["counts"]["verdicts"] + truth["counts"]["feedback"]
+        w.wait(lambda h: h["verdicts"] + h["feedback"] >= n, what="all events ingested")
+        w.wait(
+            lambda h: "alerts_total" in w.metrics() and 'status="sent"' in w.metrics(),
+            what="an alert sent",
+        )
+        settled(w)
+        w.stop()
+    got = totals(w)
+    assert got["rollup_requests"] == got["verdicts"] == truth["counts"]["verdicts"]
+    assert got["feedback"] == truth["counts"]["feedback"]
+    alerts = w.sql(
+        "SELECT category, direction, severity, delivery_status FROM filterwatch.alerts FINAL"
+    )
+    assert {
+        "category": "self_harm",
+        "direction": "under-blocking",
+        "severity": "critical",
+        "delivery_status": "sent",
+    } in alerts
+    assert all(a["category"] == "self_harm" for a in alerts)
+    assert any("under-blocking" in m["title"] for m in rx.messages)
+
+
+def test_clean_stream_raises_nothing(kafka_env):
+    truth = kafka_env.simulate("none", rate=800, duration=200, onset=100, seed=8)
+    w = kafka_env.worker("a").start()
+    n = truth["counts"]["verdicts"] + truth["counts"]["feedback"]
+    w.wait(lambda h: h["verdicts"] + h["feedback"] >= n, what="all events ingested")
+    h = settled(w)
+    assert h["windows"] > 21 * 30  # detection really ran: 21 keys x most of 40 windows
+    w.stop()
+    assert totals(w)["alerts"] == 0
+    assert w.sql("SELECT count() AS n FROM filterwatch.drift_events")[0]["n"] == 0
+
+
+def test_two_workers_split_partitions_exactly_once(kafka_env):
+    a, b = kafka_env.worker("a").start(), kafka_env.worker("b").start()
+    for w in (a, b):
+        w.wait(lambda h: h is not None, what="worker up")
+    time.sleep(12)  # let the group settle on two members before traffic arrives
+    truth = kafka_env.simulate("none", rate=600, duration=120, onset=60, seed=9)
+    want = truth["counts"]["verdicts"] + truth["counts"]["feedback"]
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        ha, hb = a.health() or {}, b.health() or {}
+        got = sum(h.get("verdicts", 0) + h.get("feedback", 0) for h in (ha, hb))
+        if got >= want:
+            break
+        time.sleep(1)
+    settled(a)
+    settled(b)
+    a.stop()
+    b.stop()
+    ta, tb = totals(a), totals(b)
+    assert ta["verdicts"] > 0 and tb["verdicts"] > 0, (ta, tb)  # both did work
+    assert ta["verdicts"] + tb["verdicts"] == truth["counts"]["verdicts"]
+    assert ta["rollup_requests"] + tb["rollup_requests"] == truth["counts"]["verdicts"]
+    assert ta["feedback"] + tb["feedback"] == truth["counts"]["feedback"]
+    src_a = {r["src"] for r in a.sql("SELECT DISTINCT src FROM filterwatch.verdicts")}
+    src_b = {r["src"] for r in b.sql("SELECT DISTINCT src FROM filterwatch.verdicts")}
+    assert not src_a & src_b  # each partition went to exactly one worker
+
+
+def test_sigkill_mid_stream_then_resume_exactly(kafka_env):
+    truth, producer = kafka_env.simulate(
+        "none", rate=800, duration=200, onset=100, seed=10, send_rate=3000
+    )
+    w = kafka_env.worker("a").start()
+    w.wait(lambda h: h["windows"] >= 21 * 20, what="warm detectors")
+    w.kill()  # SIGKILL while events are still arriving
+    assert producer.poll() is None, "the stream ended before the crash; slow the producer"
+    w.start()
+    assert producer.wait(timeout=300) == 0
+    h = settled(w)
+    assert h["restored"] > 0  # detector state came back from the changelog table
+    w.stop()
+    got = totals(w)
+    assert got["verdicts"] == truth["counts"]["verdicts"]
+    assert got["rollup_requests"] == truth["counts"]["verdicts"]
+    assert got["feedback"] == truth["counts"]["feedback"]
+    assert got["alerts"] == 0  # no re-warm-up, no spurious alert
+
+
+def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    cfg = kafka_env.producer_config()
+    subprocess.run(
+        [*FW, "--config", str(cfg), "topics", "create"],
+        check=True,
+        env=_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    good = [
+        e
+        for e in Simulator(
+            SimConfig(scenario="none", rate=200, duration_s=5, onset_s=2, seed=3)
+        ).events()
+    ]
+    ok = orjson.loads(orjson.dumps(good[0]))
+    bad = {
+        "bad_json": b'{"schema": "verdict/1", "request_id": ',
+        "unknown_schema_version": orjson.dumps({**ok, "schema": "verdict/9"}),
+        "score_out_of_range": orjson.dumps({**ok, "scores": {"adult": 2.0}, "categories": []}),
+        "missing_field": orjson.dumps({k: v for k, v in ok.items() if k != "tenant_id"}),
+        "oversize": orjson.dumps({**ok, "url": "https://a.org/" + "x" * 9000}),
+        "not_an_object": b"[1, 2, 3]",
+    }
+    p = KafkaProducer(bootstrap_servers=kafka_env.bootstrap)
+    topic = f"{kafka_env.prefix}verdicts"
+    half = len(good) // 2
+    for e in good[:half]:
+        p.send(
+            f"{kafka_env.prefix}{'feedback' if e['schema'].startswith('feedback') else 'verdicts'}",
+            key=e["request_id"].encode(),
+            value=orjson.dumps(e),
+        )
+    for raw in bad.values():
+        p.send(topic, key=b"bad", value=raw)
+    for e in good[half:]:
+        p.send(
+            f"{kafka_env.prefix}{'feedback' if e['schema'].startswith('feedback') else 'verdicts'}",
+            key=e["request_id"].encode(),
+            value=orjson.dumps(e),
+        )
+    p.flush()
+    p.close()
+    w = kafka_env.worker("a").start()
+    w.wait(
+        lambda h: h["verdicts"] + h["feedback"] >= len(good) and h["rejected"] >= len(bad),
+        what="good events stored and bad ones refused",
+    )
+    metrics = w.metrics()
+    w.stop()
+    for reason in bad:
+        assert f'filterwatch_dlq_total{{reason="{reason}"}} 1' in metrics
+    c = KafkaConsumer(
+        bootstrap_servers=kafka_env.bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000
+    )
+    tps = [TopicPartition(f"{kafka_env.prefix}dlq", i) for i in range(kafka_env.partitions)]
+    c.assign(tps)
+    c.seek_to_beginning()
+    dead = list(c)
+    c.close()
+    by_reason = {dict(m.headers)["fw-reason"].decode(): m for m in dead}
+    assert set(by_reason) == set(bad)
+    for reason, raw in bad.items():
+        m = by_reason[reason]
+        assert m.value == raw  # original bytes, untouched
+        h = dict(m.headers)
+        assert h["fw-source-topic"].decode() == topic
+        assert int(h["fw-source-offset"]) >= 0
+    assert totals(w)["verdicts"] == sum(1 for e in good if e["schema"] == "verdict/1")
