@@ -1,8 +1,10 @@
 """Faust adapters (the Kafka side): thin agents around the stages in ``monitor/``.
 
-The production shape (Faust app, topics, agents, DLQ topic, checkpointed detector
-state) is built on top of the in-process stages; until it lands, the same stages run
-in-process through :class:`monitor.pipeline.Pipeline` (``filterwatch demo`` / ``replay``).
+- :mod:`streams.app`: builds the Faust ``App`` from filterwatch's config.
+- :mod:`streams.topics`: topic names and their creation (kafka-python admin).
+- :mod:`streams.agents`: the ``ingest`` and ``detect`` agents, /health and /metrics.
+- :mod:`streams.produce`: ``--to-kafka`` producing, keyed by request id.
+- :mod:`streams.worker`: ``filterwatch worker``.
 """
 
 __all__: list[str] = []

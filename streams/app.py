@@ -32,4 +32,7 @@ def create_app(config: Config) -> faust.App:
         producer_max_request_size=4 * 1024 * 1024,
         table_standby_replicas=0,
         stream_wait_empty=False,
+        # take_events(batch_max) only fills up when the stream buffer can hold a whole
+        # batch; with Faust's default (4,096) every batch waited out batch_within_s.
+        stream_buffer_maxsize=max(4096, 4 * k.batch_max),
     )
