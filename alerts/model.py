@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 from detectors.drift_event import DriftEvent
@@ -63,8 +64,6 @@ class Incident:
 
 
 def _log_effect(e: DriftEvent) -> float:
-    import math
-
     if e.signal in ("score", "latency"):
         return e.effect
     if e.effect <= 0 or e.effect == float("inf"):
@@ -104,8 +103,6 @@ class RcaContext:
             return items[0][0] if len(self.version_ratios) == 1 else None
 
         def dev(r: float) -> float:
-            import math
-
             if r == float("inf"):
                 return float("inf")
             return abs(math.log(r)) if r > 0 else float("inf")

@@ -23,10 +23,9 @@ from detectors.bank import BankConfig, DetectorBank
 from detectors.drift_event import DriftEvent
 from monitor.aggregate import WindowAggregate
 from monitor.config import AlertsConfig
+from monitor.ingest import LATENCY_KEY
 
 __all__ = ["SegmentDetector", "WindowMerger"]
-
-LATENCY_KEY = "*"
 
 
 class WindowMerger:

@@ -14,7 +14,6 @@ a *partial* keyed by category; stage 2 (:mod:`monitor.detect`) merges them per w
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from monitor.config import Config
 from monitor.events import Feedback, Verdict
 from monitor.join import VerdictCache
 from monitor.scrub import scrub_text
-from monitor.storage import Store, dedup_token
+from monitor.storage import Store, dead_letter_row, dedup_token
 from monitor.taxonomy import CATEGORY_NAMES
 from monitor.validation import Rejection, Validator
 
@@ -80,11 +79,7 @@ class IngestStage:
         self.config = config
         self.store = store
         ing = config.ingest
-        self.validator = Validator(
-            max_bytes=ing.max_event_bytes,
-            max_future_s=ing.max_future_s,
-            hash_key=config.url_hash_key,
-        )
+        self.validator = Validator.from_config(config)
         self.cache = VerdictCache(ing.join_horizon_s)
         self.window_s = config.detect.window_s
         self._marks: dict[str, dict[str, int]] = {}  # source -> table -> stored offset
@@ -120,7 +115,6 @@ class IngestStage:
         f_off: list[int] = []
         dead_rows: list[tuple] = []
         agg = WindowAggregator(self.window_s, lateness=10**9)
-        now_ms = int(time.time() * 1000)
         for m in msgs:
             raw = m.value if m.value is not None else b""
             ev = self.validator.validate(raw)
@@ -152,18 +146,7 @@ class IngestStage:
                         raw, ev.reason, ev.field or "", ev.detail, m.topic, m.partition, m.offset
                     )
                 )
-                text = raw[:2048].decode("utf-8", "replace")
-                dead_rows.append(
-                    (
-                        now_ms,
-                        src,
-                        m.offset,
-                        ev.reason,
-                        ev.field or "",
-                        scrub_text(ev.detail, 300),
-                        scrub_text(text, 512),
-                    )
-                )
+                dead_rows.append(dead_letter_row(src, m.offset, ev, raw))
         first, last = msgs[0].offset, msgs[-1].offset
         if verdicts:
             self.store.insert_verdicts(

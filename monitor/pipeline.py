@@ -14,8 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import orjson
-
 from alerts.dispatch import AlertDispatcher
 from alerts.model import Alert
 from alerts.notify import Notifier
@@ -26,8 +24,7 @@ from monitor.aggregate import WindowAggregate, WindowAggregator
 from monitor.config import Config
 from monitor.events import Feedback, Verdict
 from monitor.join import JoinedFeedback, VerdictCache
-from monitor.scrub import scrub_text
-from monitor.storage import Store, dedup_token, drift_event_row
+from monitor.storage import Store, dead_letter_row, dedup_token, drift_event_row
 from monitor.validation import Rejection, Validator
 
 __all__ = ["Pipeline", "RunSummary"]
@@ -91,11 +88,7 @@ class Pipeline:
         self.store = store
         self.origin = origin
         ing = config.ingest
-        self.validator = Validator(
-            max_bytes=ing.max_event_bytes,
-            max_future_s=ing.max_future_s,
-            hash_key=config.url_hash_key,
-        )
+        self.validator = Validator.from_config(config)
         self.aggregator = WindowAggregator(config.detect.window_s, ing.lateness_windows)
         self.cache = VerdictCache(ing.join_horizon_s)
         self.bank = bank or DetectorBank(config.detect)
@@ -108,7 +101,6 @@ class Pipeline:
         self._feedback: list[JoinedFeedback] = []
         self._feedback_pos: list[int] = []
         self._dead: list[tuple] = []
-        self._batch_no = Counter()
         self._position = 0
         self._t0 = time.perf_counter()
         self._batch_rows = config.store.batch_rows
@@ -160,26 +152,7 @@ class Pipeline:
         s = self.summary
         s.rejected += 1
         s.rejected_by_reason[rej.reason] += 1
-        if isinstance(raw, dict):
-            try:
-                text = orjson.dumps(raw, default=str).decode()
-            except (TypeError, orjson.JSONEncodeError):
-                text = repr(raw)
-        elif isinstance(raw, bytes):
-            text = raw[:2048].decode("utf-8", "replace")
-        else:
-            text = str(raw)[:2048]
-        self._dead.append(
-            (
-                int(time.time() * 1000),
-                self.origin,
-                pos,
-                rej.reason,
-                rej.field or "",
-                scrub_text(rej.detail, 300),
-                scrub_text(text, 512),
-            )
-        )
+        self._dead.append(dead_letter_row(self.origin, pos, rej, raw))
         if len(self._dead) >= 10_000:
             self._flush_dead()
 
@@ -213,7 +186,6 @@ class Pipeline:
         if not self._verdicts:
             return
         b = self._verdicts
-        self._batch_no["v"] += 1
         tok = dedup_token(self.origin, "verdicts", b[0].request_id, b[-1].request_id, len(b))
         self.store.insert_verdicts(b, tok, self.origin, self._verdict_pos)
         self._verdicts, self._verdict_pos = [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -18,13 +19,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from monitor.config import StoreConfig
 from monitor.errors import StorageError, StoreLockedError
 from monitor.events import Verdict
 from monitor.join import JoinedFeedback
 from monitor.taxonomy import CATEGORIES, SeverityClass
 
-__all__ = ["Store", "dedup_token", "drift_event_row"]
+__all__ = ["Store", "dead_letter_row", "dedup_token", "drift_event_row"]
 
 _CIPA = frozenset(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
 _KEEP_CIPA_SCORE = 0.2
@@ -313,6 +316,30 @@ def _native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def dead_letter_row(origin: str, position: int, rejection, raw) -> tuple:
+    """A dead_letters row: reason, field, detail and a scrubbed excerpt of the input."""
+    from monitor.scrub import scrub_text
+
+    if isinstance(raw, dict):
+        try:
+            text = orjson.dumps(raw, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = repr(raw)
+    elif isinstance(raw, bytes):
+        text = raw[:2048].decode("utf-8", "replace")
+    else:
+        text = str(raw)[:2048]
+    return (
+        int(time.time() * 1000),
+        origin,
+        position,
+        rejection.reason,
+        rejection.field or "",
+        scrub_text(rejection.detail, 300),
+        scrub_text(text, 512),
+    )
 
 
 def _split_sql(text: str) -> list[str]:

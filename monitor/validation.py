@@ -123,6 +123,16 @@ class Validator:
         self._now = clock()
         self._calls = 0
 
+    @classmethod
+    def from_config(cls, config) -> Validator:
+        """The validator a pipeline stage uses, from :class:`monitor.config.Config`."""
+        ing = config.ingest
+        return cls(
+            max_bytes=ing.max_event_bytes,
+            max_future_s=ing.max_future_s,
+            hash_key=config.url_hash_key,
+        )
+
     # -- entry points -------------------------------------------------------------------
     def decode(self, raw: bytes | str) -> dict | Rejection:
         """Size-check and JSON-decode one message."""

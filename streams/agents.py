@@ -46,40 +46,44 @@ class Metrics:
         self.lag = 0
 
     def render(self) -> str:
-        lines = [
-            "# TYPE filterwatch_events_in_total counter",
-            f'filterwatch_events_in_total{{kind="verdict"}} {self.c["verdicts"]}',
-            f'filterwatch_events_in_total{{kind="feedback"}} {self.c["feedback"]}',
-            f'filterwatch_events_in_total{{kind="rejected"}} {self.c["rejected"]}',
-            "# TYPE filterwatch_redelivered_skipped_total counter",
-            f"filterwatch_redelivered_skipped_total {self.c['skipped']}",
-            "# TYPE filterwatch_dlq_total counter",
+        c = self.c
+        series = [
+            (
+                "filterwatch_events_in_total",
+                "counter",
+                [
+                    (f'kind="{k}"', c[n])
+                    for k, n in (
+                        ("verdict", "verdicts"),
+                        ("feedback", "feedback"),
+                        ("rejected", "rejected"),
+                    )
+                ],
+            ),
+            ("filterwatch_redelivered_skipped_total", "counter", [("", c["skipped"])]),
+            (
+                "filterwatch_dlq_total",
+                "counter",
+                [(f'reason="{r}"', n) for r, n in sorted(self.dlq_by_reason.items())],
+            ),
+            ("filterwatch_partials_sent_total", "counter", [("", c["partials"])]),
+            ("filterwatch_windows_closed_total", "counter", [("", c["windows"])]),
+            ("filterwatch_drift_events_total", "counter", [("", c["drift_events"])]),
+            (
+                "filterwatch_alerts_total",
+                "counter",
+                [(f'status="{s}"', n) for s, n in sorted(self.alerts_by_status.items())],
+            ),
+            ("filterwatch_detector_states_restored_total", "counter", [("", c["restored"])]),
+            ("filterwatch_detectors", "gauge", [("", self.detectors)]),
+            ("filterwatch_consumer_lag", "gauge", [("", self.lag)]),
         ]
-        lines += [
-            f'filterwatch_dlq_total{{reason="{r}"}} {n}'
-            for r, n in sorted(self.dlq_by_reason.items())
-        ]
-        lines += [
-            "# TYPE filterwatch_partials_sent_total counter",
-            f"filterwatch_partials_sent_total {self.c['partials']}",
-            "# TYPE filterwatch_windows_closed_total counter",
-            f"filterwatch_windows_closed_total {self.c['windows']}",
-            "# TYPE filterwatch_drift_events_total counter",
-            f"filterwatch_drift_events_total {self.c['drift_events']}",
-            "# TYPE filterwatch_alerts_total counter",
-        ]
-        lines += [
-            f'filterwatch_alerts_total{{status="{s}"}} {n}'
-            for s, n in sorted(self.alerts_by_status.items())
-        ]
-        lines += [
-            "# TYPE filterwatch_detector_states_restored_total counter",
-            f"filterwatch_detector_states_restored_total {self.c['restored']}",
-            "# TYPE filterwatch_detectors gauge",
-            f"filterwatch_detectors {self.detectors}",
-            "# TYPE filterwatch_consumer_lag gauge",
-            f"filterwatch_consumer_lag {self.lag}",
-        ]
+        lines = []
+        for name, kind, samples in series:
+            lines.append(f"# TYPE {name} {kind}")
+            lines += [
+                f"{name}{{{labels}}} {v}" if labels else f"{name} {v}" for labels, v in samples
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -166,14 +170,14 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
             if closed:
                 metrics.c["windows"] += closed
                 state[key.encode()] = det.to_bytes()
-            metrics.detectors = sum(d.bank.segment_count for d in live.values())
 
     @app.on_partitions_revoked.connect
     async def _forget(app_, revoked, **kwargs) -> None:
         live.clear()  # the new owner restores from the changelog-backed table
 
     @app.timer(interval=2.0)
-    async def _lag() -> None:
+    async def _gauges() -> None:
+        metrics.detectors = sum(d.bank.segment_count for d in live.values())
         consumer = app.consumer
         total = 0
         try:
