@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine; each does its own set-up.
 #   make demo   - virtual environment, install, run the demo on the embedded ClickHouse (chDB)
-#   make test   - virtual environment, install with test extras, ruff, the whole test suite
+#   make test   - virtual environment, install with test extras, Java + Maven for the test
+#                 Kafka broker when missing, ruff, the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench-quick
+.PHONY: demo test lint venv clean bench-quick kafka-prereqs
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "filterwatch needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -26,7 +27,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+# The streaming tests start a real Kafka broker (scripts/kafka-local), assembled from
+# Maven Central on first use: it needs Java 17 and Maven, installed here when missing.
+kafka-prereqs:
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
+	  echo "installing Java 17 and Maven for the test Kafka broker"; \
+	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; \
+	fi
+
+test: $(STAMP) lint kafka-prereqs
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench-quick: $(STAMP)
