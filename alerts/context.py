@@ -22,6 +22,9 @@ _MIN_BASELINE_S = 60.0
 
 def evidence_source(signal: str) -> tuple[str, str, str]:
     """(table, predicate, time column) selecting the rows that are evidence for a signal."""
+    signal = signal.removeprefix("canary_")  # a version vs the fleet: the same evidence
+    if signal == "labelset":
+        return "verdicts", "arrayStringConcat(arraySort(categories), '+') = {ls:String}", "ts"
     if signal == "block_rate":
         return "verdicts", "has(categories, {cat:String}) AND decision = 'block'", "ts"
     if signal == "predicted_rate":
@@ -61,6 +64,7 @@ def build_context(
         "start": _ms(start),
         "end": _ms(end),
         "lat": float(h.baseline * 1.25) if h.signal == "latency" else 0.0,
+        "ls": _labelset_of(h.detail),
     }
     db = store.db
     where = (
@@ -111,9 +115,17 @@ def build_context(
             ctx.examples.append(d)
     ctx.hints = _hints(store, incident, ctx, onset, window_s)
     ctx.sql = _analyst_sql(
-        db, table, tcol, pred, incident.category, start, onset, end, params["lat"]
+        db, table, tcol, pred, incident.category, start, onset, end, params["lat"], params["ls"]
     )
     return ctx
+
+
+def _labelset_of(detail: str) -> str:
+    """The label set a label-set event names, if it is made of known category names."""
+    from monitor.taxonomy import CATEGORY_NAMES
+
+    ls = detail.removeprefix("labelset=") if detail.startswith("labelset=") else ""
+    return ls if ls and all(c in CATEGORY_NAMES for c in ls.split("+")) else ""
 
 
 def _excess(rows, scale: float, top_n: int, down: bool = False) -> list[dict]:
@@ -181,9 +193,14 @@ def _hints(
     return hints
 
 
-def _analyst_sql(db, table, tcol, pred, cat, start, onset, end, lat) -> str:
-    """The same evidence query with literals, ready to paste (category is a known name)."""
-    literal_pred = pred.replace("{cat:String}", f"'{cat}'").replace("{lat:Float64}", f"{lat:.1f}")
+def _analyst_sql(db, table, tcol, pred, cat, start, onset, end, lat, ls="") -> str:
+    """The same evidence query with literals, ready to paste (category and label set are
+    known names, checked before they get here)."""
+    literal_pred = (
+        pred.replace("{cat:String}", f"'{cat}'")
+        .replace("{lat:Float64}", f"{lat:.1f}")
+        .replace("{ls:String}", f"'{ls}'")
+    )
     return (
         f"SELECT domain, tenant_id, model_version,\n"
         f"       countIf({tcol} >= toDateTime64('{_iso(onset)}', 3, 'UTC')) AS after_onset,\n"

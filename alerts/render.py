@@ -15,6 +15,9 @@ _SIGNAL_NAMES = {
     "report_rate": "reports of allowed harmful pages",
     "score": "mean score",
     "latency": "mean latency",
+    "canary_block_rate": "block rate of this version (vs the rest of the fleet as baseline)",
+    "canary_unblock_rate": "unblock requests per block of this version (vs the rest)",
+    "labelset": "share of predicted requests with this label set",
 }
 
 
@@ -23,6 +26,7 @@ def _t(ts: float) -> str:
 
 
 def format_rate(signal: str, value: float) -> str:
+    signal = signal.removeprefix("canary_")
     if signal == "latency":
         return f"{value:.1f} ms"
     if signal == "score":
@@ -63,6 +67,8 @@ def _lines(alert: Alert) -> list[tuple[str, str]]:
         ),
         ("Segment", f"{inc.segment}; signals: {', '.join(inc.signals)}"),
     ]
+    if h.tenant != "*" or h.detail:
+        rows.append(("Evidence from", ", ".join(x for x in (h.segment, h.detail) if x)))
     if ctx.top_domains:
         rows.append(("Top domains", _shares(ctx.top_domains)))
     if ctx.top_tenants:

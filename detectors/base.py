@@ -29,3 +29,15 @@ class WindowDetector:
     @property
     def warmed_up(self) -> bool:
         raise NotImplementedError
+
+    def export_reference(self) -> dict | None:
+        """The learned reference as plain data (JSON-able), or None before warm-up.
+
+        This is what a reference profile stores per segment, and what a model version's
+        segments copy from the fleet while that version is under deploy guard.
+        """
+        raise NotImplementedError
+
+    def load_reference(self, ref: dict) -> None:
+        """Adopt a reference exported by a detector of the same kind (skips warm-up)."""
+        raise NotImplementedError

@@ -33,12 +33,16 @@ class DriftEvent:
     threshold: float
     effect: float  # rate ratio, JS distance, or relative latency shift
     detector: str
+    tenant: str = "*"  # "*" for all tenants
+    detail: str = ""  # signal-specific evidence, e.g. the label set whose share moved most
 
     @property
     def segment(self) -> str:
         parts = [f"category={self.category}"]
         if self.model_version != "*":
             parts.append(f"model_version={self.model_version}")
+        if self.tenant != "*":
+            parts.append(f"tenant={self.tenant}")
         return ",".join(parts)
 
     def to_dict(self) -> dict:

@@ -82,6 +82,7 @@ class HistogramShift(WindowDetector):
         persistence: int = 2,
         warmup: int = 18,
         min_count: int = 200,
+        reference_windows: int | None = None,
     ):
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -98,11 +99,14 @@ class HistogramShift(WindowDetector):
         self.min_js = min_js
         self.persistence = persistence
         self.warmup = warmup
+        # Windows the reference keeps absorbing after warm-up (profile building).
+        self.reference_windows = max(warmup, reference_windows or warmup)
         self.min_count = min_count
         self.reference: np.ndarray | None = None
         self._ref_acc: np.ndarray | None = None
         self._ref_windows = 0
         self._recent: deque[tuple[int, np.ndarray]] = deque(maxlen=window)
+        self._critical: dict[int, float] = {}
         super().__init__()
 
     def _reset(self) -> None:
@@ -110,7 +114,8 @@ class HistogramShift(WindowDetector):
         self._hits = 0
         self.change_index: int | None = None
         self.statistic = 0.0
-        self.p_value = 1.0
+        self.dof = 0
+        self._sum: np.ndarray | None = None
         self.js = 0.0
         self.current: np.ndarray | None = None
 
@@ -120,6 +125,41 @@ class HistogramShift(WindowDetector):
 
     def set_reference(self, counts) -> None:
         self.reference = np.asarray(counts, dtype=float).copy()
+
+    def export_reference(self) -> dict | None:
+        if self.reference is None:
+            return None
+        return {"counts": self.reference.tolist(), "windows": self._ref_windows}
+
+    def load_reference(self, ref: dict) -> None:
+        self.set_reference(ref["counts"])
+        self._ref_windows = int(ref.get("windows", self.warmup))
+
+    def critical(self, dof: int) -> float:
+        crit = self._critical.get(dof)
+        if crit is None:
+            crit = self._critical[dof] = float(chi2.isf(self.alpha, dof))
+        return crit
+
+    @property
+    def p_value(self) -> float:
+        return float(chi2.sf(self.statistic, self.dof)) if self.dof > 0 else 1.0
+
+    def evidence(self) -> dict:
+        """Chi-square evidence; the bank adds the signal-specific baseline/current."""
+        total = float(self.current.sum()) if self.current is not None else 0.0
+        return {
+            "change": "shift",
+            "baseline": 0.0,
+            "current": 0.0,
+            "ci_low": 0.0,
+            "ci_high": 0.0,
+            "successes": total,
+            "trials": total,
+            "statistic": self.statistic,
+            "threshold": self.critical(self.dof) if self.dof > 0 else 0.0,
+            "effect": self.js,
+        }
 
     def update(self, counts) -> None:
         if self._drift_detected:
@@ -134,19 +174,29 @@ class HistogramShift(WindowDetector):
             if self._ref_windows >= self.warmup:
                 self.reference = self._ref_acc
             return
+        if self._ref_windows < self.reference_windows:
+            self.reference = self.reference + h
+            self._ref_windows += 1
+        if self._sum is None:
+            self._sum = np.zeros_like(h)
+        if len(self._recent) == self.window:
+            self._sum -= self._recent[0][1]
         self._recent.append((idx, h))
-        cur = np.sum([x for _, x in self._recent], axis=0)
+        self._sum += h
+        cur = self._sum.copy()
         if cur.sum() < self.min_count or self.reference.sum() < self.min_count:
             self._hits = 0
             return
         stat, dof = _chi2_homogeneity(self.reference, cur)
-        p = float(chi2.sf(stat, dof)) if dof > 0 else 1.0
-        js = js_distance(self.reference, cur)
-        self.statistic, self.p_value, self.js, self.current = stat, p, js, cur
-        if p < self.alpha and js >= self.min_js:
-            self._hits += 1
+        self.statistic, self.dof, self.current = stat, dof, cur
+        # Compare against a cached critical value rather than computing a p-value per
+        # update: chi2.sf costs more than the whole test, and only detections need it.
+        if dof > 0 and stat > self.critical(dof):
+            self.js = js_distance(self.reference, cur)
+            material = self.js >= self.min_js
         else:
-            self._hits = 0
+            self.js, material = 0.0, False
+        self._hits = self._hits + 1 if material else 0
         if self._hits >= self.persistence:
             self._drift_detected = True
             self.change_index = self._estimate_onset()

@@ -53,16 +53,19 @@ class LatencyShift(WindowDetector):
         min_rel_shift: float = 0.05,
         delta: float = 0.5,
         threshold: float = 25.0,
+        reference_windows: int | None = None,
     ):
         if warmup < 2:
             raise ValueError("warmup must be >= 2 windows")
         if not 0 < min_rel_shift < 1:
             raise ValueError("min_rel_shift must be in (0, 1)")
         self.warmup = warmup
+        self.reference_windows = max(warmup, reference_windows or warmup)
         self.min_rel_shift = min_rel_shift
         self.delta = delta
         self.threshold = threshold
         self._warm: list[float] = []
+        self._ref_done = False
         self.mean: float | None = None
         self.sd: float | None = None
         super().__init__()
@@ -93,12 +96,14 @@ class LatencyShift(WindowDetector):
         self.windows_seen += 1
         if n <= 0 or not math.isfinite(value):
             return
-        if self.mean is None:
+        if not self._ref_done:
+            # Learning the reference (warm-up, or a profile build): no testing meanwhile.
             self._warm.append(value)
             if len(self._warm) >= self.warmup:
                 m = sum(self._warm) / len(self._warm)
                 var = sum((x - m) ** 2 for x in self._warm) / (len(self._warm) - 1)
                 self.set_reference(m, math.sqrt(var))
+                self._ref_done = len(self._warm) >= self.reference_windows
             return
         z = (value - self.mean) / self.sd
         self.last = value
@@ -114,5 +119,29 @@ class LatencyShift(WindowDetector):
             self._drift_detected = True
             self.change_index = self._run_start if self._run_start is not None else idx
 
+    def export_reference(self) -> dict | None:
+        return None if self.mean is None else {"mean": self.mean, "sd": self.sd}
+
+    def load_reference(self, ref: dict) -> None:
+        self.set_reference(ref["mean"], ref["sd"])
+        self._ref_done = True
+
     def run_mean(self) -> float:
         return self._run_sum / self._run_n if self._run_n else self.last
+
+    def evidence(self) -> dict:
+        current = self.run_mean()
+        base = self.mean or 0.0
+        sd = self.sd or 0.0
+        return {
+            "change": "up",
+            "baseline": base,
+            "current": current,
+            "ci_low": current - sd,
+            "ci_high": current + sd,
+            "successes": 0.0,
+            "trials": float(self._run_n),
+            "statistic": float(self._ph._sum_increase - self._ph._min_increase),
+            "threshold": self.threshold,
+            "effect": current / base - 1 if base else 0.0,
+        }

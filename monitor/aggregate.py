@@ -6,6 +6,11 @@ sum and count) and per (category, model version) the predicted count, the blocke
 count, attributed unblocks and reports, and a 10-bin histogram of the category's scores
 where the model reported one. Aggregates from several partitions merge by addition,
 which is what lets stage 1 run per Kafka partition and stage 2 per segment.
+
+Per tenant it holds (requests, blocks) and per (tenant, category) the blocks, unblocks
+and reports, so a district's own over- or under-blocking is testable; and the counts of
+predicted label *sets* (``"adult+dating"``), so a change in how categories co-occur is
+visible even when each category's share is stable.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ class WindowAggregate:
     end: float
     versions: dict[str, list] = field(default_factory=dict)  # mv -> [req, blk, lat_sum, lat_n]
     cells: dict[tuple[str, str], list] = field(default_factory=dict)  # (cat, mv) -> cell
+    tenants: dict[str, list] = field(default_factory=dict)  # tenant -> [requests, blocks]
+    # (tenant, cat) -> [blocks, unblocks, reports]
+    tenant_cells: dict[tuple[str, str], list] = field(default_factory=dict)
+    labelsets: dict[str, int] = field(default_factory=dict)  # "a+b" -> verdicts predicted so
 
     def category_totals(self) -> dict[tuple[str, str], list]:
         """``cells`` plus one all-versions cell per category under model version ``"*"``."""
@@ -53,6 +62,16 @@ class WindowAggregate:
             mine = self.cells.setdefault(key, [0] * _CELL_LEN)
             for i, x in enumerate(cell):
                 mine[i] += x
+        for t, v in other.tenants.items():
+            mine = self.tenants.setdefault(t, [0, 0])
+            mine[0] += v[0]
+            mine[1] += v[1]
+        for key, v in other.tenant_cells.items():
+            mine = self.tenant_cells.setdefault(key, [0, 0, 0])
+            for i, x in enumerate(v):
+                mine[i] += x
+        for ls, n in other.labelsets.items():
+            self.labelsets[ls] = self.labelsets.get(ls, 0) + n
 
     @property
     def requests(self) -> int:
@@ -65,6 +84,9 @@ class WindowAggregate:
             "end": self.end,
             "versions": self.versions,
             "cells": [[c, mv, cell] for (c, mv), cell in self.cells.items()],
+            "tenants": self.tenants,
+            "tenant_cells": [[t, c, v] for (t, c), v in self.tenant_cells.items()],
+            "labelsets": self.labelsets,
         }
 
     @staticmethod
@@ -75,6 +97,9 @@ class WindowAggregate:
             d["end"],
             {k: list(v) for k, v in d["versions"].items()},
             {(c, mv): list(cell) for c, mv, cell in d["cells"]},
+            {t: list(v) for t, v in d.get("tenants", {}).items()},
+            {(t, c): list(v) for t, c, v in d.get("tenant_cells", [])},
+            dict(d.get("labelsets", {})),
         )
 
 
@@ -131,10 +156,24 @@ class WindowAggregator:
         ver[0] += 1
         ver[2] += v.latency_ms
         ver[3] += 1
+        ten = agg.tenants.get(v.tenant_id)
+        if ten is None:
+            ten = agg.tenants[v.tenant_id] = [0, 0]
+        ten[0] += 1
+        predicted = v.categories
         if blocked:
             ver[1] += 1
+            ten[1] += 1
+            tcells = agg.tenant_cells
+            for cat in predicted:
+                tc = tcells.get((v.tenant_id, cat))
+                if tc is None:
+                    tc = tcells[(v.tenant_id, cat)] = [0, 0, 0]
+                tc[0] += 1
+        if predicted:
+            ls = "+".join(sorted(predicted)) if len(predicted) > 1 else predicted[0]
+            agg.labelsets[ls] = agg.labelsets.get(ls, 0) + 1
         cells = agg.cells
-        predicted = v.categories
         for cat, s in v.scores.items():
             key = (cat, mv)
             cell = cells.get(key)
@@ -149,7 +188,12 @@ class WindowAggregator:
         return closed
 
     def add_feedback(
-        self, ts: float, model_version: str, attributed: tuple[str, ...], action: str
+        self,
+        ts: float,
+        model_version: str,
+        attributed: tuple[str, ...],
+        action: str,
+        tenant: str | None = None,
     ) -> list[WindowAggregate]:
         """Count one feedback event as evidence for each attributed category."""
         if action == "unblock":
@@ -167,6 +211,11 @@ class WindowAggregator:
             if cell is None:
                 cell = agg.cells[key] = [0] * _CELL_LEN
             cell[slot] += 1
+            if tenant is not None:
+                tc = agg.tenant_cells.get((tenant, cat))
+                if tc is None:
+                    tc = agg.tenant_cells[(tenant, cat)] = [0, 0, 0]
+                tc[slot - 1] += 1
         return closed
 
     def flush(self) -> list[WindowAggregate]:

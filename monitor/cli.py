@@ -450,6 +450,154 @@ def topics_create(obj: _Ctx) -> None:
 
 # --------------------------------------------------------------------------------------
 @cli.command()
+@click.option(
+    "--suite",
+    type=click.Choice(["incidents", "synthetic", "all"]),
+    default="all",
+    show_default=True,
+    help="incidents: simulator scenarios + clean days; synthetic: river's streams.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--magnitudes",
+    default="0.5,1",
+    show_default=True,
+    help="Comma-separated incident magnitudes (1 = the scenario as described).",
+)
+@click.option(
+    "--clean-days",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Clean days for false alarms (the baselines run on the first one).",
+)
+@click.option(
+    "--clean-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=24.0,
+    show_default=True,
+    help="Length of each clean 'day' (shorter for quick runs).",
+)
+@click.option("--horizon", type=click.FloatRange(min=5), default=600.0, show_default=True)
+@click.option(
+    "--methods",
+    default="filterwatch,naive,river-default",
+    show_default=True,
+    help="Comma-separated methods to compare.",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=0, help="Processes (0: one per CPU)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the JSON report to FILE, and the table to FILE with .txt.",
+)
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def backtest(
+    suite,
+    seeds,
+    magnitudes,
+    clean_days,
+    clean_hours,
+    horizon,
+    methods,
+    workers,
+    as_json,
+    out,
+    quiet,
+) -> None:
+    """Recall, detection delay and false alarms on streams with known change points."""
+    from monitor.backtest import METHODS, BacktestConfig, format_table, run_backtest
+
+    try:
+        mags = tuple(float(x) for x in magnitudes.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter("use numbers, e.g. 0.5,1", param_hint="--magnitudes") from None
+    if not mags or any(m <= 0 for m in mags):
+        raise click.BadParameter("give positive numbers, e.g. 0.5,1", param_hint="--magnitudes")
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--methods")
+    cfg = BacktestConfig(
+        suite=suite,
+        seeds=seeds,
+        magnitudes=mags,
+        clean_hours=clean_hours,
+        clean_seeds=clean_days,
+        horizon_s=horizon,
+        methods=chosen,
+        workers=workers,
+    )
+    echo = None if quiet or as_json else (lambda m: click.echo(f"  done: {m}", err=True))
+    report = run_backtest(cfg, progress=echo)
+    table = format_table(report)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1) + "\n")
+        Path(out).with_suffix(".txt").write_text(table + "\n")
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(table)
+        click.echo(f"({report['elapsed_s']} s)")
+
+
+@cli.group()
+def baseline() -> None:
+    """Reference profiles: what normal traffic looks like, per segment and model version."""
+
+
+@baseline.command("build")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--profile", "name", default="default", show_default=True, help="Profile name.")
+@click.pass_obj
+def baseline_build(obj: _Ctx, file, name) -> None:
+    """Learn a reference profile from FILE (JSON Lines: yesterday's traffic, an offline
+    evaluation's replay) and store it; set detect.profile to start banks from it."""
+    import time
+
+    from monitor.profile import build_profile
+    from monitor.replay import read_events
+
+    cfg = obj.config
+    if not Path(file).exists():
+        raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
+    built = build_profile((line for _, line in read_events(file)), cfg)
+    store = _open_store(cfg)
+    try:
+        n = store.save_profile(name, built.rows, time.time())
+    finally:
+        store.close()
+    click.echo(
+        f"profile {name!r}: {n} segment references from {built.windows} windows "
+        f"({built.verdicts:,} verdicts, {built.feedback:,} feedback, {built.rejected:,} skipped) "
+        f"stored in {cfg.store.database} at {_store_label(cfg)}"
+    )
+
+
+@baseline.command("list")
+@click.pass_obj
+def baseline_list(obj: _Ctx) -> None:
+    """Stored reference profiles (newest build of each)."""
+    cfg = obj.config
+    store = _open_store(cfg)
+    try:
+        profiles = store.profiles()
+    finally:
+        store.close()
+    if not profiles:
+        click.echo("no reference profiles stored")
+    for name, built, n in profiles:
+        when = datetime.fromtimestamp(built, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{name}\t{n} segments\tbuilt {when} UTC")
+
+
+# --------------------------------------------------------------------------------------
+@cli.command()
 @click.argument("query")
 @click.option(
     "--format",

@@ -92,6 +92,9 @@ class WindowMerger:
             (w + 1) * self.window_s,
             {k: list(v) for k, v in partial["versions"].items()} if clock_src else {},
             {(c, mv): list(cell) for c, mv, cell in partial["cells"]},
+            {t: list(v) for t, v in partial.get("tenants", {}).items()} if clock_src else {},
+            {(t, c): list(v) for t, c, v in partial.get("tenant_cells", [])},
+            dict(partial.get("labelsets", {})) if clock_src else {},
         )
         mine = self._open.get(w)
         if mine is None:
@@ -138,6 +141,7 @@ class SegmentDetector:
         clock_prefix: str = "",
         expected: tuple[str, ...] = (),
         idle_s: float = 30.0,
+        profile: list[dict] | None = None,
     ):
         self.key = key
         self.merger = WindowMerger(
@@ -147,6 +151,8 @@ class SegmentDetector:
             self.bank = DetectorBank(bank_config, categories=(), latency=True)
         else:
             self.bank = DetectorBank(bank_config, categories=(key,), latency=False)
+        if profile:
+            self.bank.load_references(profile)
         self.rules = AlertRules(alerts_config)
 
     def add(self, payload: bytes) -> tuple[list[DriftEvent], list[Incident], int]:

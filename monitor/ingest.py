@@ -134,7 +134,7 @@ class IngestStage:
                 j = self.cache.join(ev)
                 feedback.append(j)
                 f_off.append(m.offset)
-                agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action)
+                agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id)
             else:
                 assert isinstance(ev, Rejection)
                 if m.offset <= marks["dead_letters"]:
@@ -166,11 +166,23 @@ class IngestStage:
         out.verdicts += len(verdicts)
         out.feedback += len(feedback)
         for w in agg.flush():
-            base = {"w": w.index, "src": src, "batch": [first, last], "versions": w.versions}
+            base = {
+                "w": w.index,
+                "src": src,
+                "batch": [first, last],
+                "versions": w.versions,
+                "tenants": w.tenants,
+            }
             by_cat: dict[str, list] = {c: [] for c in CATEGORY_NAMES}
+            tenant_by_cat: dict[str, list] = {c: [] for c in CATEGORY_NAMES}
             for (cat, mv), cell in w.cells.items():
                 if cat in by_cat:
                     by_cat[cat].append([cat, mv, cell])
+            for (tenant, cat), tcell in w.tenant_cells.items():
+                if cat in tenant_by_cat:
+                    tenant_by_cat[cat].append([tenant, cat, tcell])
             for cat, cells in by_cat.items():
-                out.partials.append((cat, orjson.dumps({**base, "cells": cells})))
-            out.partials.append((LATENCY_KEY, orjson.dumps({**base, "cells": []})))
+                payload = {**base, "cells": cells, "tenant_cells": tenant_by_cat[cat]}
+                out.partials.append((cat, orjson.dumps(payload)))
+            fleet = {**base, "cells": [], "tenants": {}, "labelsets": w.labelsets}
+            out.partials.append((LATENCY_KEY, orjson.dumps(fleet)))

@@ -91,7 +91,13 @@ class Pipeline:
         self.validator = Validator.from_config(config)
         self.aggregator = WindowAggregator(config.detect.window_s, ing.lateness_windows)
         self.cache = VerdictCache(ing.join_horizon_s)
-        self.bank = bank or DetectorBank(config.detect)
+        if bank is None:
+            bank = DetectorBank(config.detect)
+            if config.detect.profile:
+                from monitor.profile import load_profile_rows
+
+                bank.load_references(load_profile_rows(store, config.detect.profile))
+        self.bank = bank
         self.rules = AlertRules(config.alerts)
         self.dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
         self.on_alert = on_alert
@@ -127,7 +133,9 @@ class Pipeline:
                 s.feedback_unjoined += 1
             self._feedback.append(j)
             self._feedback_pos.append(pos)
-            closed = self.aggregator.add_feedback(ev.ts, j.model_version, j.attributed, ev.action)
+            closed = self.aggregator.add_feedback(
+                ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id
+            )
             if len(self._feedback) >= self._batch_rows:
                 self._flush_feedback()
         else:

@@ -39,8 +39,9 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "selfharm-underblock",
-            "Self-harm scores drop on all model versions (a feature regression); most "
-            "self-harm pages are allowed and counsellors' reports rise.",
+            "Self-harm scores drop on all model versions (a feature regression; at "
+            "magnitude m it hits that share of self-harm pages); most affected pages are "
+            "allowed and counsellors' reports rise.",
             "self_harm",
             "under-blocking",
             ("block_rate", "report_rate"),
@@ -72,6 +73,15 @@ SCENARIOS: dict[str, Scenario] = {
             # An unblock disputes every category the page was blocked for; games pages
             # that the model also scored violent/weapons/gambling carry the storm there.
             also_acceptable=("violence", "weapons", "gambling"),
+        ),
+        Scenario(
+            "unblock-doubling",
+            "Unblock requests per blocked social-media page double (magnitude 1; 1.5x at 0.5): "
+            "a small, slow over-blocking signal with no change in the block rate.",
+            "social_media",
+            "over-blocking",
+            ("unblock_rate",),
+            also_acceptable=("chat", "dating", "streaming_video", "games"),
         ),
         Scenario(
             "latency-regression",

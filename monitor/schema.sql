@@ -176,6 +176,10 @@ CREATE TABLE IF NOT EXISTS {db}.drift_events
 ENGINE = ReplacingMergeTree(ingested_at)
 ORDER BY (detected_at, signal, category, model_version, event_id);
 
+-- Tenant segments and signal detail came later: stores created before gain the columns.
+ALTER TABLE {db}.drift_events ADD COLUMN IF NOT EXISTS tenant_id LowCardinality(String) DEFAULT '*';
+ALTER TABLE {db}.drift_events ADD COLUMN IF NOT EXISTS detail String DEFAULT '';
+
 -- Alerts as sent (or not) to on-call, with their evidence. No notification URL is stored.
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
@@ -223,3 +227,22 @@ ENGINE = MergeTree
 ORDER BY (received_at, origin, position)
 TTL ingested_at + INTERVAL {raw_days} DAY DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Reference profiles: what "normal" looks like per segment (block and override base
+-- rates, score histograms, category mix, latency), per model version. Built from a
+-- warm-up window or an offline-evaluation replay; a starting bank loads the newest
+-- profile instead of learning from whatever traffic it happens to see first.
+CREATE TABLE IF NOT EXISTS {db}.reference_profiles
+(
+    profile       LowCardinality(String),
+    built_at      DateTime64(3, 'UTC'),
+    signal        LowCardinality(String),
+    category      LowCardinality(String),
+    model_version LowCardinality(String),
+    tenant_id     LowCardinality(String),
+    change        LowCardinality(String),
+    detector      LowCardinality(String),
+    reference     String
+)
+ENGINE = ReplacingMergeTree(built_at)
+ORDER BY (profile, model_version, signal, category, tenant_id, change);

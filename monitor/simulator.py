@@ -136,7 +136,8 @@ _ACTORS_UNBLOCK = (("student_appeal", 0.5), ("teacher", 0.35), ("admin", 0.15))
 
 # Model versions: (name, share of traffic before any scenario changes it).
 _BASE_VERSIONS = (("2026.11.2", 0.9), ("2026.11.3", 0.1))
-_NEW_VERSION = "2026.12.0"
+NEW_VERSION = "2026.12.0"  # the version a deploy scenario rolls out
+_NEW_VERSION = NEW_VERSION
 
 
 @dataclass
@@ -152,6 +153,9 @@ class SimConfig:
     domains_per_category: int = 40
     magnitude: float = 1.0
     start: float | None = None  # epoch seconds; default: duration before now
+    # Draw the world (tenants, policies, domains) from this seed instead of ``seed``, so
+    # two runs can share a world with independent traffic (a profile and a later day).
+    world_seed: int | None = None
 
     def __post_init__(self) -> None:
         from monitor.errors import ConfigError
@@ -263,7 +267,8 @@ class Simulator:
         self.cfg = cfg
         self.scenario = get_scenario(cfg.scenario)
         self._rng = np.random.default_rng(cfg.seed)
-        self.world = _World(cfg, self._rng)
+        world_rng = self._rng if cfg.world_seed is None else np.random.default_rng(cfg.world_seed)
+        self.world = _World(cfg, world_rng)
         start = cfg.start if cfg.start is not None else math.floor(time.time() - cfg.duration_s)
         self.start = float(start)
         self.onset_ts = self.start + cfg.onset_s
@@ -292,6 +297,7 @@ class Simulator:
         self._seq = 0
         self._fb_seq = 0
         self._pending: list[tuple[float, int, dict]] = []  # feedback heap
+        self._annotate = False  # sample(): record each verdict's feedback probability
 
     # ------------------------------------------------------------------------------
     def events(self) -> Iterator[dict]:
@@ -314,6 +320,32 @@ class Simulator:
                 self.truth.feedback_by_action[e["action"]] += 1
             yield merged
             t = t_next
+
+    def sample(self, seconds: int, *, after_onset: bool) -> tuple[list[dict], list[dict]]:
+        """``seconds`` of verdicts in the pre- or post-onset state, with *all* the feedback
+        they draw (no end-of-run cut-off): the raw material of the window-level twin.
+
+        Each verdict carries ``"_fb"``: (action, probability, categories) of the rate
+        evidence it can draw (an unblock if blocked, a report if allowed), so the twin
+        can use expected feedback rates instead of a pool's few realised events.
+
+        Uses this simulator's world and random stream; do not mix with :meth:`events`.
+        """
+        self.onset_ts = -math.inf if after_onset else math.inf
+        self.end_ts = math.inf
+        self._pending = []
+        self._annotate = True
+        verdicts: list[dict] = []
+        for i in range(seconds):
+            verdicts += self._second(self.start + i, self.start + i + 1)
+        feedback = [e for _, _, e in self._pending]
+        self._pending = []
+        self._annotate = False
+        return verdicts, feedback
+
+    @property
+    def storm_tenant(self) -> str:
+        return self.world.tenant_ids[self._storm_tenant]
 
     # ------------------------------------------------------------------------------
     def _versions(self, after: bool) -> tuple[list[str], np.ndarray]:
@@ -340,16 +372,20 @@ class Simulator:
         tenant = rng.choice(len(world.tenant_ids), size=n, p=world.tenant_w)
         type_w = world.type_w
         types = rng.choice(len(world.types), size=n, p=type_w)
+        # Draws that only some scenarios use are made in every state anyway, so a
+        # scenario's post-onset traffic differs from clean traffic only where the
+        # scenario changes it (common random numbers: the twin's pools rely on it).
+        surge_u = rng.random(n)
+        version_u = rng.random(n)
         surge = np.zeros(n, dtype=bool)
         if scen == "category-mix-shift":
             # The new app takes 8% of traffic, proportionally from everything else.
-            surge = after & (rng.random(n) < min(0.5, 0.08 * mag))
+            surge = after & (surge_u < min(0.5, 0.08 * mag))
         versions, vshare = self._versions(False)
-        vidx = rng.choice(len(versions), size=n, p=vshare)
+        vidx = _route(version_u, vshare)
         if scen == "overblock-after-deploy":
             v2, s2 = self._versions(True)
-            vidx_after = rng.choice(len(v2), size=n, p=s2)
-            vidx = np.where(after, vidx_after, vidx)
+            vidx = np.where(after, _route(version_u, s2), vidx)
             versions = v2
         latency = rng.lognormal(math.log(32.0), 0.35, n)
         if scen == "latency-regression":
@@ -403,8 +439,13 @@ class Simulator:
                 s = pos[i] if k == 0 else pos2[i]
                 if is_after and scen == "score-shift" and c == "violence":
                     s = 0.5 + 0.5 * shift[i] if mag >= 1 else s - (s - 0.5 - 0.5 * shift[i]) * mag
-                elif is_after and scen == "selfharm-underblock" and c == "self_harm":
-                    s = lowered[i] if mag >= 1 else s - (s - lowered[i]) * mag
+                elif (
+                    is_after
+                    and scen == "selfharm-underblock"
+                    and c == "self_harm"
+                    and (mag >= 1 or ob_draw[i] < mag)  # hits that share of self-harm pages
+                ):
+                    s = lowered[i]
                 scores[c] = round(float(s), 4)
             if conf_draw[i] < _P_CONFUSE:
                 c = _CONFUSABLE[ptype][conf_pick[i] % len(_CONFUSABLE[ptype])]
@@ -473,18 +514,23 @@ class Simulator:
                     and "games" in blocking
                 ):
                     p_unblock = min(1.0, 0.25 * mag)
+                if is_after and scen == "unblock-doubling" and "social_media" in predicted:
+                    p_unblock = min(1.0, p_unblock * (1.0 + mag))
                 if p < p_unblock:
                     action = "unblock"
                     actor = _actor(actor_draw[i])
+                if self._annotate:
+                    ev["_fb"] = ("unblock", p_unblock, ())
             else:
                 missed = [c for c in true_cats if c in blockset]
-                p_report = 0.0
                 if missed:
                     p_report = 0.05 if "self_harm" in missed else 0.01
                     fb_cats = tuple(missed)
-                elif p < 2e-6:
+                else:  # a stray report about a random category
                     p_report = 2e-6
                     fb_cats = (cats[noise_cat[i]].name,)
+                if self._annotate:
+                    ev["_fb"] = ("report", p_report, fb_cats)
                 if p < p_report:
                     action = "report"
                     actor = "teacher" if actor_draw[i] < 0.7 else "admin"
@@ -508,6 +554,11 @@ class Simulator:
                     }
                     heapq.heappush(self._pending, (fb["ts"], self._fb_seq, fb))
         return out
+
+
+def _route(u: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Model version index per request from uniforms, by cumulative traffic share."""
+    return np.minimum(np.searchsorted(np.cumsum(share), u, side="right"), len(share) - 1)
 
 
 def _actor(u: float) -> str:

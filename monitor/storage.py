@@ -286,6 +286,55 @@ class Store:
             marks[table] = int(m) if n else -1
         return marks
 
+    # -- reference profiles -----------------------------------------------------------------
+    def save_profile(self, name: str, rows: Sequence[dict], built_at: float) -> int:
+        """Store a detector bank's references (``DetectorBank.export_references``)."""
+        import orjson
+
+        if not rows:
+            return 0
+        cols = ["signal", "category", "model_version", "tenant_id", "change", "detector"]
+        data = [[r[c] for r in rows] for c in cols]
+        data.append([orjson.dumps(r["reference"]).decode() for r in rows])
+        n = len(rows)
+        token = dedup_token("profile", name, f"{built_at:.3f}", n)
+        self.insert(
+            "reference_profiles",
+            [[name] * n, [int(built_at * 1000)] * n, *data],
+            ["profile", "built_at", *cols, "reference"],
+            token,
+        )
+        return n
+
+    def load_profile(self, name: str) -> list[dict]:
+        """The newest build of profile ``name`` (empty if there is none)."""
+        import orjson
+
+        rows = self.rows(
+            f"SELECT signal, category, model_version, tenant_id, change, detector, reference "
+            f"FROM {self.db}.reference_profiles FINAL "
+            f"WHERE profile = {{p:String}} AND built_at = ("
+            f"  SELECT max(built_at) FROM {self.db}.reference_profiles "
+            f"  WHERE profile = {{p:String}})",
+            {"p": name},
+        )
+        keys = ("signal", "category", "model_version", "tenant_id", "change", "detector")
+        return [
+            {**dict(zip(keys, r[:6], strict=True)), "reference": orjson.loads(r[6])} for r in rows
+        ]
+
+    def profiles(self) -> list[tuple[str, float, int]]:
+        """(name, newest build time, segments) of every stored profile."""
+        rows = self.rows(
+            f"SELECT profile, built_at, count() FROM {self.db}.reference_profiles FINAL "
+            f"GROUP BY profile, built_at ORDER BY profile, built_at"
+        )
+        newest: dict[str, tuple[str, float, int]] = {}
+        for name, built, n in rows:
+            ts = built.timestamp() if hasattr(built, "timestamp") else float(built)
+            newest[name] = (name, ts, int(n))
+        return list(newest.values())
+
     def insert_rows(self, table: str, rows: Sequence[dict]) -> None:
         """Insert dicts (drift events, alerts) whose keys are column names."""
         if not rows:
@@ -356,7 +405,9 @@ def _first_line(msg: str) -> str:
 def drift_event_row(e) -> dict:
     """The drift_events row for a :class:`detectors.DriftEvent` (id stable per detection)."""
     return {
-        "event_id": dedup_token(e.signal, e.category, e.model_version, e.change, e.detected_at),
+        "event_id": dedup_token(
+            e.signal, e.category, e.model_version, e.tenant, e.change, e.detected_at
+        ),
         "detected_at": int(e.detected_at * 1000),
         "onset": int(e.onset * 1000),
         "signal": e.signal,
@@ -374,4 +425,6 @@ def drift_event_row(e) -> dict:
         "threshold": float(e.threshold),
         "effect": float(e.effect) if e.effect != float("inf") else 1e308,
         "detector": e.detector,
+        "tenant_id": e.tenant,
+        "detail": e.detail,
     }

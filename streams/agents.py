@@ -32,6 +32,16 @@ from streams.topics import AGG, ALERTS, DLQ, DRIFT_EVENTS, FEEDBACK, VERDICTS, t
 
 __all__ = ["Metrics", "build_worker_app"]
 
+
+def _load_profile(store: Store, config: Config) -> list[dict] | None:
+    """The configured reference profile, loaded once; segments without state start from it."""
+    if not config.detect.profile:
+        return None
+    from monitor.profile import load_profile_rows
+
+    return load_profile_rows(store, config.detect.profile)
+
+
 log = logging.getLogger("filterwatch.worker")
 
 
@@ -107,6 +117,7 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     notifier = Notifier(config.notify) if config.notify else None
     dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
     live: dict[str, SegmentDetector] = {}
+    profile = _load_profile(store, config)
 
     @app.agent(inputs)
     async def ingest(stream):
@@ -149,6 +160,7 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                         clock_prefix=names[VERDICTS] + ":",
                         expected=tuple(f"{names[VERDICTS]}:{p}" for p in range(k.partitions)),
                         idle_s=k.idle_s,
+                        profile=profile,
                     )
                 )
                 live[key] = det

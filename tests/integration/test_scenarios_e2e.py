@@ -12,7 +12,11 @@ from tests.integration.helpers import run_scenario
 pytestmark = pytest.mark.integration
 
 MAX_DELAY_S = 120.0
-INCIDENTS = [name for name in SCENARIOS if name != "none"]
+# A cold-started bank learns its references from 90 s of warm-up; doubling a sparse
+# rate (a few unblocks a minute at this size) is beyond what those references resolve,
+# which is why profiles exist: tests/integration/test_profile.py covers that incident.
+NEEDS_PROFILE = ("unblock-doubling",)
+INCIDENTS = [name for name in SCENARIOS if name not in ("none", *NEEDS_PROFILE)]
 
 
 @pytest.mark.parametrize("scenario", INCIDENTS)
