@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import WindowDetector
-from detectors.stats import wilson_interval
+from detectors.stats import rate_evidence, wilson_interval
 
 __all__ = ["RateCUSUM"]
 
@@ -202,18 +202,11 @@ class RateCUSUM(WindowDetector):
         return self._run_k, self._run_n, lo, hi
 
     def evidence(self) -> dict:
-        k, n, lo, hi = self.run_rate()
-        current = k / n if n else 0.0
-        base = self.p_ref or 0.0
-        return {
-            "change": self.direction,
-            "baseline": base,
-            "current": current,
-            "ci_low": lo,
-            "ci_high": hi,
-            "successes": k,
-            "trials": n,
-            "statistic": self.statistic,
-            "threshold": self.threshold,
-            "effect": current / base if base > 0 else float("inf"),
-        }
+        return rate_evidence(
+            self.direction,
+            self._run_k,
+            self._run_n,
+            self.p_ref or 0.0,
+            self.statistic,
+            self.threshold,
+        )

@@ -44,3 +44,33 @@ def js_distance(p, q) -> float:
         if qb > 0:
             div += 0.5 * qb * math.log2(qb / m)
     return math.sqrt(max(div, 0.0))
+
+
+def rate_evidence(
+    change: str,
+    successes: float,
+    trials: float,
+    baseline: float,
+    statistic: float,
+    threshold: float,
+) -> dict:
+    """The evidence a rate detector attaches to an alert, in one shape for every rate test.
+
+    Alert rendering and the RCA read these keys without knowing which detector produced
+    them, so the CUSUM on a segment's own reference and the canary test against the rest
+    of the fleet must report identically.
+    """
+    current = successes / trials if trials else 0.0
+    lo, hi = wilson_interval(successes, trials)
+    return {
+        "change": change,
+        "baseline": baseline,
+        "current": current,
+        "ci_low": lo,
+        "ci_high": hi,
+        "successes": successes,
+        "trials": trials,
+        "statistic": statistic,
+        "threshold": threshold,
+        "effect": current / baseline if baseline > 0 else float("inf"),
+    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from detectors.base import WindowDetector
-from detectors.stats import wilson_interval
+from detectors.stats import rate_evidence
 
 __all__ = ["VersionDelta"]
 
@@ -107,18 +107,5 @@ class VersionDelta(WindowDetector):
 
     def evidence(self) -> dict:
         k_v, n_v, k_r, n_r = self._run
-        current = k_v / n_v if n_v else 0.0
         base = k_r / n_r if n_r else 0.0
-        lo, hi = wilson_interval(k_v, n_v)
-        return {
-            "change": self.direction,
-            "baseline": base,
-            "current": current,
-            "ci_low": lo,
-            "ci_high": hi,
-            "successes": k_v,
-            "trials": n_v,
-            "statistic": self.statistic,
-            "threshold": self.threshold,
-            "effect": current / base if base > 0 else float("inf"),
-        }
+        return rate_evidence(self.direction, k_v, n_v, base, self.statistic, self.threshold)
