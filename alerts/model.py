@@ -28,6 +28,15 @@ class Incident:
     events: list[DriftEvent]
     fired_at: float  # event time at which the rules emitted it
     scope_model_version: str | None = None  # set from the RCA context when concentrated
+    status: str = "firing"  # firing | resolved
+    resolved_at: float | None = None
+    incident_id: str = ""  # stable for one pending -> firing -> resolved episode
+
+    @property
+    def affected_segments(self) -> list[str]:
+        """Every segment that detected, most specific last (fleet, version, tenant)."""
+        segs = {e.segment for e in self.events}
+        return sorted(segs, key=lambda s: (s.count(","), s))
 
     @property
     def onset(self) -> float:
@@ -138,6 +147,9 @@ class Alert:
     body_markdown: str = ""
     delivery_status: str = "pending"
     delivery_detail: str = ""
+    group_key: str = ""
+    silenced_by: str = ""
+    version: int = 0  # bumped on every state change; the alerts table keeps the newest
 
     @property
     def category(self) -> str:

@@ -1,4 +1,4 @@
-"""Alert rules: from drift events to incidents with a direction and a severity.
+"""Alert rules: from drift events to alert lifecycles with a direction and a severity.
 
 Direction comes from *evidence*, not from the detector that fired first:
 
@@ -7,26 +7,38 @@ Direction comes from *evidence*, not from the detector that fired first:
 - over-blocking: unblock requests per block rise, or pages of an "often over-blocked"
   category (health, education, news, ...) get blocked more;
 - drift: everything else (category mix, score distribution, block rate of a category
-  rising without override evidence, latency).
+  rising without override evidence); latency is its own alert type.
 
-A drift incident is held for ``drift_hold_s`` of event time before it fires: the
-confirming evidence for over- or under-blocking (feedback) usually lags the block-rate
-change by tens of seconds, and one alert that says "over-blocking" beats a "drift"
-alert followed by a second one. Over/under-blocking incidents fire at once, absorbing
-any held drift evidence of the same category. After firing, a key (category,
-direction) is quiet for ``cooldown_s``; later evidence is counted, not re-sent.
+Each (category, direction) goes through Alertmanager's states, on event time:
+
+``pending`` (evidence seen, waiting ``for_s``) -> ``firing`` -> ``resolved``.
+
+A pending drift alert is absorbed by an over- or under-blocking alert of the same
+category (the confirming feedback usually lags the block-rate change by tens of
+seconds, and one precise alert beats a vague one followed by a second). A firing alert
+collects every segment that detects; it resolves when every segment is back at its
+reference - shown by the detector's return-to-baseline test where it has one (the rate
+CUSUMs), or by ``quiet_s`` without a re-detection otherwise - and has stayed back for
+``keep_firing_for_s``. A recurrence within ``cooldown_s`` of a resolve must persist
+until the cooldown ends to fire again: the cooldown delays a flapping alert, it never
+drops one that is still true.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from alerts.model import Incident
-from detectors.drift_event import DriftEvent
+from detectors.drift_event import DriftEvent, Recovery, SegmentId
 from monitor.config import AlertsConfig
 from monitor.taxonomy import CATEGORY_NAMES, SeverityClass, severity_class
 
-__all__ = ["AlertRules", "evidence_direction", "severity_for"]
+__all__ = ["AlertRules", "alert_type", "evidence_direction", "severity_for"]
+
+# Rate signals whose detectors test the return to baseline (and emit a Recovery).
+_RECOVERY_TESTED = {"block_rate", "unblock_rate", "report_rate", "predicted_rate"}
+_MAX_EVENTS = 500  # evidence kept per alert; the rest is counted
 
 
 def evidence_direction(e: DriftEvent) -> str:
@@ -43,6 +55,11 @@ def evidence_direction(e: DriftEvent) -> str:
     return "drift"
 
 
+def alert_type(category: str, direction: str) -> str:
+    """The rule an alert follows: its direction, with fleet-wide latency on its own."""
+    return "latency" if direction == "drift" and category == "*" else direction
+
+
 def severity_for(category: str, direction: str, signals: list[str]) -> str:
     cls = severity_class(category) if category in CATEGORY_NAMES else None
     if direction == "under-blocking":
@@ -57,70 +74,159 @@ def severity_for(category: str, direction: str, signals: list[str]) -> str:
 
 
 @dataclass
-class _Pending:
+class _Segment:
+    last_seen: float
+    tested: bool  # has a return-to-baseline test
+    back_at: float | None = None  # when it was shown (or assumed) back
+
+
+@dataclass
+class _Track:
+    category: str
+    direction: str
+    since: float  # first evidence
+    state: str = "pending"
     events: list[DriftEvent] = field(default_factory=list)
-    first_seen: float = 0.0
+    dropped_events: int = 0
+    segments: dict[SegmentId, _Segment] = field(default_factory=dict)
+    fire_after: float = 0.0
+    all_back_since: float | None = None
+    incident: Incident | None = None
+
+    def add(self, events: list[DriftEvent]) -> None:
+        for e in events:
+            if len(self.events) < _MAX_EVENTS:
+                self.events.append(e)
+            else:
+                self.dropped_events += 1
+            seg = self.segments.get(e.segment_id)
+            if seg is None:
+                self.segments[e.segment_id] = _Segment(e.detected_at, e.signal in _RECOVERY_TESTED)
+            else:
+                seg.last_seen, seg.back_at = e.detected_at, None
+        self.all_back_since = None
 
 
 class AlertRules:
-    """Stateful, pure: feed drift events in event-time order, get incidents to alert on."""
+    """Stateful, pure: feed each window's drift events and recoveries in event-time order;
+    get back the incidents that changed state (``firing`` or ``resolved``)."""
 
     def __init__(self, config: AlertsConfig | None = None):
         self.config = config or AlertsConfig()
-        self._held: dict[str, _Pending] = {}  # category -> held drift evidence
-        self._last_fired: dict[tuple[str, str], float] = {}
-        self.suppressed = 0  # events absorbed by cooldown
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._resolved_at: dict[tuple[str, str], float] = {}
+        self.suppressed = 0  # evidence that arrived while an alert was already firing
+        self.absorbed = 0  # pending alerts that went away before firing
 
-    def observe(self, events: list[DriftEvent], now: float) -> list[Incident]:
-        """Take this window's drift events; return the incidents to fire now."""
+    def observe(
+        self, events: list[DriftEvent], now: float, recoveries: list[Recovery] | tuple = ()
+    ) -> list[Incident]:
+        """Take one window's drift events and recoveries; return state changes."""
         out: list[Incident] = []
         by_key: dict[tuple[str, str], list[DriftEvent]] = {}
         for e in events:
             by_key.setdefault((e.category, evidence_direction(e)), []).append(e)
-        # Over/under-blocking first, so held drift of the same category joins them.
-        for (cat, direction), evs in sorted(by_key.items(), key=lambda kv: kv[0][1] == "drift"):
+        # Decisive directions first, so a pending drift of the same category joins them.
+        for key, evs in sorted(by_key.items(), key=lambda kv: kv[0][1] == "drift"):
+            cat, direction = key
             if direction == "drift":
-                if self._cooling((cat, "drift"), now) or self._cooling_any_decisive(cat, now):
+                decisive = [
+                    t
+                    for d in ("under-blocking", "over-blocking")
+                    if (t := self._tracks.get((cat, d))) is not None
+                ]
+                if decisive:  # this category already has a precise alert: it is evidence
+                    decisive[0].add(evs)
                     self.suppressed += len(evs)
                     continue
-                pend = self._held.get(cat)
-                if pend is None:
-                    self._held[cat] = _Pending(list(evs), now)
-                else:
-                    pend.events.extend(evs)
-                continue
-            if self._cooling((cat, direction), now):
+            track = self._tracks.get(key)
+            if track is None:
+                track = self._open(key, now)
+                if direction != "drift":
+                    held = self._tracks.get((cat, "drift"))
+                    if held is not None and held.state == "pending":
+                        del self._tracks[(cat, "drift")]
+                        track.add(held.events)
+                        track.since = min(track.since, held.since)
+            elif track.state == "firing":
                 self.suppressed += len(evs)
-                continue
-            held = self._held.pop(cat, None)
-            all_events = evs + (held.events if held else [])
-            out.append(self._fire(cat, direction, all_events, now))
-        out.extend(self._release(now))
+            track.add(evs)
+        for r in recoveries:
+            for track in self._tracks.values():
+                seg = track.segments.get(r.segment_id)
+                if seg is not None and seg.back_at is None:
+                    seg.back_at = r.at
+        for key in list(self._tracks):
+            inc = self._advance(key, self._tracks[key], now)
+            if inc is not None:
+                out.append(inc)
         return out
 
     def flush(self, now: float) -> list[Incident]:
-        """End of input: fire every held drift incident."""
-        return self._release(now, force=True)
-
-    def _release(self, now: float, force: bool = False) -> list[Incident]:
+        """End of input: fire what is pending (its evidence is all there is)."""
         out = []
-        for cat in list(self._held):
-            pend = self._held[cat]
-            if force or now - pend.first_seen >= self.config.drift_hold_s:
-                del self._held[cat]
-                out.append(self._fire(cat, "drift", pend.events, now))
+        for track in self._tracks.values():
+            if track.state == "pending":
+                out.append(self._fire(track, now))
         return out
 
-    def _fire(self, cat: str, direction: str, events: list[DriftEvent], now: float) -> Incident:
-        self._last_fired[(cat, direction)] = now
-        signals = sorted({e.signal for e in events})
-        return Incident(cat, direction, severity_for(cat, direction, signals), events, now)
+    @property
+    def firing(self) -> list[Incident]:
+        return [t.incident for t in self._tracks.values() if t.incident is not None]
 
-    def _cooling(self, key: tuple[str, str], now: float) -> bool:
-        last = self._last_fired.get(key)
-        return last is not None and now - last < self.config.cooldown_s
+    # -- the state machine ------------------------------------------------------------------
+    def _open(self, key: tuple[str, str], now: float) -> _Track:
+        cat, direction = key
+        rule = self.config.rule(alert_type(cat, direction))
+        track = _Track(cat, direction, since=now, fire_after=now + rule.for_s)
+        last = self._resolved_at.get(key)
+        if last is not None and now < last + rule.cooldown_s:
+            track.fire_after = max(track.fire_after, last + rule.cooldown_s)
+        self._tracks[key] = track
+        return track
 
-    def _cooling_any_decisive(self, cat: str, now: float) -> bool:
-        return self._cooling((cat, "over-blocking"), now) or self._cooling(
-            (cat, "under-blocking"), now
+    def _advance(self, key: tuple[str, str], track: _Track, now: float) -> Incident | None:
+        rule = self.config.rule(alert_type(*key))
+        for seg in track.segments.values():
+            if seg.back_at is None and not seg.tested and now - seg.last_seen >= rule.quiet_s:
+                seg.back_at = seg.last_seen + rule.quiet_s
+        all_back = all(s.back_at is not None for s in track.segments.values())
+        if track.state == "pending":
+            if all_back:  # gone before it fired: nothing to page about
+                del self._tracks[key]
+                self.absorbed += 1
+                return None
+            if now >= track.fire_after:
+                return self._fire(track, now)
+            return None
+        # firing
+        inc = track.incident
+        inc.events = track.events
+        if not all_back:
+            track.all_back_since = None
+            return None
+        back = max(s.back_at for s in track.segments.values())
+        track.all_back_since = back if track.all_back_since is None else track.all_back_since
+        if now - track.all_back_since >= rule.keep_firing_for_s:
+            del self._tracks[key]
+            self._resolved_at[key] = now
+            inc.status = "resolved"
+            inc.resolved_at = now
+            return inc
+        return None
+
+    def _fire(self, track: _Track, now: float) -> Incident:
+        track.state = "firing"
+        signals = sorted({e.signal for e in track.events})
+        inc = Incident(
+            track.category,
+            track.direction,
+            severity_for(track.category, track.direction, signals),
+            track.events,
+            now,
         )
+        inc.incident_id = hashlib.blake2b(
+            f"{track.category}|{track.direction}|{track.since:.3f}".encode(), digest_size=6
+        ).hexdigest()
+        track.incident = inc
+        return inc

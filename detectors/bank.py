@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.drift_event import DriftEvent
+from detectors.drift_event import DriftEvent, Recovery
 from detectors.histogram_shift import HistogramShift
 from detectors.latency_shift import LatencyShift
 from detectors.rate_cusum import RateCUSUM
@@ -232,6 +232,8 @@ class DetectorBank:
         self._tenant_done: set[str] = set()
         self._incumbents: set[str] | None = None
         self.windows = 0
+        self._recoveries: list[Recovery] = []
+        self._version_seen: dict[str, int] = {}  # model version -> last window with traffic
         self.last_window: int | None = None
         self.gated_tenants = 0
         self._defer_first = False
@@ -315,6 +317,7 @@ class DetectorBank:
             self._incumbents = set(agg.versions)
         events: list[DriftEvent] = []
         versions = agg.versions
+        self._retire_versions(versions, w, agg.end)
         fleet_requests = sum(v[0] for v in versions.values())
         cells = agg.category_totals()
         mvs = [ALL, *sorted(versions)]
@@ -327,8 +330,7 @@ class DetectorBank:
                 cell = cells.get((cat, mv))
                 for slot in group:
                     self._feed_cell(slot, cell, requests, w)
-                    if slot.detector.drift_detected:
-                        events.append(self._event(slot, agg))
+                    self._check(slot, agg, events)
             if len(versions) > 1:
                 self._feed_canaries(cat, cells, versions, w, agg, events)
         if self.config.tenant_segments and self.categories:
@@ -381,8 +383,7 @@ class DetectorBank:
                     slot.detector.update(blk_v, ver[0], blk_rest, total_req - ver[0])
                 else:
                     slot.detector.update(ub_v, blk_v, ub_rest, blk_rest)
-                if slot.detector.drift_detected:
-                    events.append(self._event(slot, agg))
+                self._check(slot, agg, events)
 
     def _feed_tenants(self, agg: WindowAggregate, w: int, events: list[DriftEvent]) -> None:
         c = self.config
@@ -416,8 +417,7 @@ class DetectorBank:
                     slot.detector.update(min(unblocks, blocks), blocks)
                 else:
                     slot.detector.update(reports, requests)
-                if slot.detector.drift_detected:
-                    events.append(self._event(slot, agg))
+                self._check(slot, agg, events)
 
     def _gate_tenant(self, tenant: str, watch: list, w: int) -> None:
         """Volume gate: give a tenant segments only where its counts support a test."""
@@ -469,8 +469,7 @@ class DetectorBank:
                 if slot.detector.drift_detected:
                     slot.tripped = True
                 self._end_guard(slot, w)
-            if slot.detector.drift_detected:
-                events.append(self._event(slot, agg))
+            self._check(slot, agg, events)
 
     def _feed_labelsets(self, agg: WindowAggregate, w: int, events) -> None:
         if self._labelset is None:
@@ -487,8 +486,7 @@ class DetectorBank:
         slot = self._labelset
         self._last_labelsets = agg.labelsets
         slot.detector.update(self._labelset_vector(agg.labelsets))
-        if slot.detector.drift_detected:
-            events.append(self._event(slot, agg))
+        self._check(slot, agg, events)
 
     def _labelset_vector(self, counts) -> list[float]:
         vocab = self._labelset_vocab
@@ -497,6 +495,37 @@ class DetectorBank:
         return vec
 
     # -- events -----------------------------------------------------------------------------
+    def _check(self, slot: _Slot, agg: WindowAggregate, events: list[DriftEvent]) -> None:
+        det = slot.detector
+        if det.drift_detected:
+            events.append(self._event(slot, agg))
+        elif getattr(det, "recovered", False):
+            signal, cat, mv, tenant, change = slot.key
+            self._recoveries.append(
+                Recovery(signal, cat, mv, tenant, change, agg.end, det.recovery_rate)
+            )
+
+    def _retire_versions(self, versions, w: int, now: float) -> None:
+        """A model version that stopped serving (rolled back) is back by definition:
+        its segments get no more data, so their return-to-baseline test cannot run."""
+        seen = self._version_seen
+        for mv in versions:
+            seen[mv] = w
+        gone = [mv for mv, last in seen.items() if w - last >= _RETIRE_WINDOWS]
+        for mv in gone:
+            del seen[mv]
+            for slot in self._slots.values():
+                signal, cat, smv, tenant, change = slot.key
+                det = slot.detector
+                if smv == mv and getattr(det, "recovering", False):
+                    det.end_recovery()
+                    self._recoveries.append(Recovery(signal, cat, mv, tenant, change, now, 0.0))
+
+    def take_recoveries(self) -> list[Recovery]:
+        """Segments shown back at baseline since the last call (drained)."""
+        out, self._recoveries = self._recoveries, []
+        return out
+
     def _event(self, slot: _Slot, agg: WindowAggregate) -> DriftEvent:
         signal, cat, mv, tenant, change = slot.key
         det = slot.detector
@@ -653,6 +682,7 @@ class DetectorBank:
 
 
 _ZERO_HIST = [0] * HIST_BINS
+_RETIRE_WINDOWS = 12  # windows without traffic after which a model version is retired
 
 
 def _counts(signal: str, cell, requests: int) -> tuple[float, float]:

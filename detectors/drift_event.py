@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["DriftEvent"]
+__all__ = ["DriftEvent", "Recovery", "SegmentId"]
+
+# (signal, category, model_version, tenant, change): one tested segment
+SegmentId = tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,32 @@ class DriftEvent:
             parts.append(f"tenant={self.tenant}")
         return ",".join(parts)
 
+    @property
+    def segment_id(self) -> SegmentId:
+        return (self.signal, self.category, self.model_version, self.tenant, self.change)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["segment"] = self.segment
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """A segment that detected a change has been shown to be back at its reference.
+
+    Only detectors with a return-to-baseline test emit these (the rate CUSUMs); alert
+    rules treat other segments as recovered after a quiet period instead.
+    """
+
+    signal: str
+    category: str
+    model_version: str
+    tenant: str
+    change: str
+    at: float  # end of the window in which the test passed (event time)
+    current: float  # the rate over the recovery run, for the resolved message
+
+    @property
+    def segment_id(self) -> SegmentId:
+        return (self.signal, self.category, self.model_version, self.tenant, self.change)

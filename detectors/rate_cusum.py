@@ -101,7 +101,9 @@ class RateCUSUM(WindowDetector):
         self._ref_windows = 0
         self.p_ref: float | None = None  # point estimate of the reference rate
         self.p0: float | None = None  # conservative reference used by the test
-        self._detected_pending_reset = False
+        self._rec_active = False
+        self._recovered = False
+        self.recovery_statistic = 0.0
         super().__init__()
 
     def _reset(self) -> None:
@@ -156,9 +158,63 @@ class RateCUSUM(WindowDetector):
             return self.p0 > 0 and n * self.p0 >= 0.5
         return n > 0
 
+    # -- return to baseline ------------------------------------------------------------
+    # After a detection the same likelihood-ratio test runs the other way round: H0 is
+    # the rate seen since the change, H1 the reference. Crossing the same threshold is
+    # positive evidence that the rate is back (an alert resolves on evidence, not on
+    # silence, so a weak shift that re-detects slowly does not flap).
+    @property
+    def recovered(self) -> bool:
+        """True on the update at which the rate was shown to be back at its reference."""
+        return self._recovered
+
+    @property
+    def recovering(self) -> bool:
+        return self._rec_active
+
+    def _start_recovery(self) -> None:
+        base = min(max(self.p_ref or 0.0, 1e-9), 1 - 1e-9)
+        shifted = self._run_k / self._run_n if self._run_n else base * self.ratio
+        # The shifted rate can be 0 (blocks stopped): floor it so the log ratio is finite.
+        shifted = min(max(shifted, base * 0.02, 1e-9), 1 - 1e-9)
+        if shifted == base:
+            return
+        self._rec_a = math.log(base / shifted)
+        self._rec_b = math.log((1 - base) / (1 - shifted))
+        self._rec_active = True
+        self.recovery_statistic = 0.0
+        self._rec_k = self._rec_n = 0.0
+
+    @property
+    def recovery_rate(self) -> float:
+        """The rate over the run that showed the return to baseline."""
+        return self._rec_k / self._rec_n if self._rec_n else 0.0
+
+    def end_recovery(self) -> None:
+        """Stop testing the return (the segment's traffic is gone)."""
+        self._rec_active = False
+
+    def _test_recovery(self, k: float, n: float) -> None:
+        if n <= 0:
+            return
+        s = self.recovery_statistic + k * self._rec_a + (n - k) * self._rec_b
+        if s <= 0:
+            self.recovery_statistic = 0.0
+            self._rec_k = self._rec_n = 0.0
+            return
+        self.recovery_statistic = s
+        self._rec_k += k
+        self._rec_n += n
+        if s > self.threshold:
+            self._rec_active = False
+            self._recovered = True
+
     def update(self, k: float, n: float) -> None:
+        self._recovered = False
         if self._drift_detected:
             self._reset()
+        if self._rec_active:
+            self._test_recovery(k, n)
         idx = self.windows_seen
         self.windows_seen += 1
         if self.p0 is None:
@@ -194,6 +250,7 @@ class RateCUSUM(WindowDetector):
         if self.statistic > self.threshold:
             self._drift_detected = True
             self.change_index = self._run_start
+            self._start_recovery()
 
     # -- evidence for the alert -------------------------------------------------------
     def run_rate(self) -> tuple[float, float, float, float]:

@@ -153,6 +153,7 @@ def run_stream(job: tuple) -> list[RunResult]:
     for agg in twin.windows():
         for m, bank in banks.items():
             events = bank.update(agg)
+            recoveries = bank.take_recoveries()
             r = results[m]
             for e in events:
                 if e.detected_at <= scored_from:
@@ -164,8 +165,9 @@ def run_stream(job: tuple) -> list[RunResult]:
                     if key not in r.first_hit:
                         r.first_hit[key] = e.detected_at - onset
             if m == "filterwatch":
-                for inc in rules.observe(events, agg.end):
-                    _score_alert(r, inc, onset, scenario, scored_from, cfg.horizon_s)
+                for inc in rules.observe(events, agg.end, recoveries):
+                    if inc.status == "firing":  # a resolve is not a second alert
+                        _score_alert(r, inc, onset, scenario, scored_from, cfg.horizon_s)
     fw = results.get("filterwatch")
     if fw is not None:
         for inc in rules.flush(twin.end):

@@ -7,6 +7,7 @@ ends in one line on stderr naming the fix and exit status 2; tracebacks are for 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import shutil
@@ -254,7 +255,9 @@ def simulate(
 def _notifier(cfg: Config):
     from alerts.notify import Notifier
 
-    return Notifier(cfg.notify) if cfg.notify else None
+    if not cfg.notify and not cfg.alerts.apprise_config:
+        return None
+    return Notifier(cfg.notify, cfg.alerts.apprise_config)
 
 
 def _open_store(cfg: Config, fresh: bool = False):
@@ -316,6 +319,12 @@ def replay(obj: _Ctx, file, notify, as_json, to_kafka, rate, quiet) -> None:
 @click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--keep", is_flag=True, help="Keep earlier demo data (default: start fresh).")
+@click.option(
+    "--recover",
+    type=float,
+    default=None,
+    help="Seconds from the start when the incident ends (default: onset + 120 s).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def demo(
@@ -330,9 +339,10 @@ def demo(
     notify,
     as_json,
     keep,
+    recover,
     quiet,
 ) -> None:
-    """Simulate an incident and run it through the whole pipeline on the embedded store."""
+    """Simulate an incident, its end and its resolve through the whole pipeline."""
     from monitor.pipeline import Pipeline
     from monitor.simulator import Simulator
 
@@ -340,8 +350,11 @@ def demo(
     if obj._database is None:
         cfg = cfg.with_store(database="demo")
     sc = _sim_config(
-        scenario, rate, duration, onset, seed, tenants, magnitude, d_dur=240.0, d_on=150.0
+        scenario, rate, duration, onset, seed, tenants, magnitude, d_dur=720.0, d_on=150.0
     )
+    if recover is None and scenario != "none":
+        recover = min(sc.onset_s + 120.0, sc.duration_s)
+    sc = dataclasses.replace(sc, recover_s=recover)
     sim = Simulator(sc)
     store = _open_store(cfg, fresh=not keep)
     try:
@@ -408,8 +421,20 @@ def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
         lag = ""
         if truth is not None:
             lag = f" (+{a.incident.fired_at - truth['onset_ts']:.0f} s after the true onset)"
-        console.rule(f"alert {a.alert_id}{lag}, delivery: {a.delivery_status}")
-        click.echo(a.body_text)
+        state = a.incident.status
+        if a.incident.resolved_at:
+            state += f" at {_t(a.incident.resolved_at)} UTC"
+        console.print(f"alert {a.alert_id}{lag}: {a.title} [{state}]")
+    for n in summary.notifications:
+        sil = f", {len(n.silenced)} silenced" if n.silenced else ""
+        console.rule(
+            f"notification {n.notification_id} at {_t(n.created_at)} UTC: {n.kind}, "
+            f"{len(n.alerts)} alert(s){sil}, route {n.severity} -> {', '.join(n.route_tags)}"
+        )
+        click.echo(n.body_text)
+    if summary.alerts:
+        first = summary.alerts[0].alert_id
+        console.print(f"\nwritten RCA draft: filterwatch rca {first} --out rca/{first}.md")
 
 
 # --------------------------------------------------------------------------------------
@@ -635,6 +660,135 @@ def sql(obj: _Ctx, query, fmt) -> None:
             t.add_row(*[str(x) for x in r])
         Console(width=max(width, 80)).print(t)
         click.echo(f"{len(rows)} row(s)")
+
+
+# --------------------------------------------------------------------------------------
+@cli.group()
+def silence() -> None:
+    """Mute matching alerts for a while: they are recorded, not sent."""
+
+
+@silence.command("add")
+@click.option("--match", "matches", multiple=True, help="LABEL=VALUE (repeatable, all must match).")
+@click.option("--for", "duration", default="2h", show_default=True, help="e.g. 30m, 2h, 1d.")
+@click.option("--reason", default="", help="Why (required; on-call reads it later).")
+@click.option("--by", "created_by", default="", help="Who (a name or handle, not a student).")
+@click.pass_obj
+def silence_add(obj: _Ctx, matches, duration, reason, created_by) -> None:
+    from alerts.silences import SilenceBook, parse_duration, parse_matchers
+
+    matchers = parse_matchers(matches)
+    seconds = parse_duration(duration)
+    store = _open_store(obj.config)
+    try:
+        s = SilenceBook(store).add(matchers, seconds, reason, created_by)
+    finally:
+        store.close()
+    until = datetime.fromtimestamp(s.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    click.echo(f"{s.silence_id}\tuntil {until} UTC\t{_matchers(s.matchers)}")
+
+
+def _matchers(m: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(m.items()))
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+@click.pass_obj
+def silence_list(obj: _Ctx, show_all) -> None:
+    import time as _time
+
+    from alerts.silences import SilenceBook
+
+    store = _open_store(obj.config)
+    try:
+        items = SilenceBook(store).all()
+    finally:
+        store.close()
+    now = _time.time()
+    shown = [s for s in items if show_all or s.active(now)]
+    if not shown:
+        click.echo("no active silences" if not show_all else "no silences")
+    for s in shown:
+        state = "active" if s.active(now) else "expired"
+        until = datetime.fromtimestamp(s.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"{s.silence_id}\t{state}\tuntil {until} UTC\t{_matchers(s.matchers)}\t{s.reason}"
+        )
+
+
+@silence.command("expire")
+@click.argument("silence_id")
+@click.pass_obj
+def silence_expire(obj: _Ctx, silence_id) -> None:
+    from alerts.silences import SilenceBook
+
+    store = _open_store(obj.config)
+    try:
+        SilenceBook(store).expire(silence_id)
+    finally:
+        store.close()
+    click.echo(f"{silence_id}\texpired")
+
+
+@cli.group()
+def alerts() -> None:
+    """Alerts as recorded in ClickHouse (newest state of each)."""
+
+
+@alerts.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_obj
+def alerts_list(obj: _Ctx, limit) -> None:
+    store = _open_store(obj.config)
+    try:
+        rows = store.rows(
+            "SELECT alert_id, argMax(status, version), argMax(delivery_status, version), "
+            "toUnixTimestamp64Milli(argMax(detected_at, version)), argMax(title, version) "
+            f"FROM {store.db}.alerts GROUP BY alert_id ORDER BY 4 DESC LIMIT {{n:UInt32}}",
+            {"n": max(1, limit)},
+        )
+    finally:
+        store.close()
+    if not rows:
+        click.echo("no alerts recorded")
+    for aid, status, delivery, detected, title_ in rows:
+        click.echo(f"{aid}\t{_t(detected / 1000.0)}\t{status}\t{delivery}\t{title_}")
+
+
+@alerts.command("deliver")
+@click.pass_obj
+def alerts_deliver(obj: _Ctx) -> None:
+    """Retry every delivery in the outbox that is due (a worker does this on its own)."""
+    from alerts.outbox import Outbox
+
+    cfg = obj.config
+    store = _open_store(cfg)
+    try:
+        rep = Outbox(store, _notifier(cfg), cfg.alerts).deliver()
+    finally:
+        store.close()
+    click.echo(
+        f"attempted {rep.attempted}, sent {rep.sent}, retrying {rep.retry}, failed {rep.failed}"
+    )
+
+
+@cli.command()
+@click.argument("alert_id")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Markdown file.")
+@click.pass_obj
+def rca(obj: _Ctx, alert_id, out) -> None:
+    """Write a root-cause analysis draft (markdown + PNG plot) for one alert."""
+    from pathlib import Path
+
+    from alerts.rca import write_rca
+
+    store = _open_store(obj.config)
+    try:
+        path = write_rca(store, alert_id, Path(out or f"rca/{alert_id}.md"))
+    finally:
+        store.close()
+    click.echo(str(path))
 
 
 # --------------------------------------------------------------------------------------

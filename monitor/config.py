@@ -33,17 +33,20 @@ from detectors.bank import BankConfig
 from monitor.errors import ConfigError
 
 __all__ = [
+    "ALERT_TYPES",
     "SEVERITIES",
     "AlertsConfig",
     "Config",
     "IngestConfig",
     "KafkaConfig",
     "NotifyTarget",
+    "RuleSpec",
     "StoreConfig",
     "load_config",
 ]
 
 SEVERITIES = ("critical", "high", "warning", "info")
+GROUP_LABELS = ("direction", "model_version", "category", "severity", "tenant")
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -83,24 +86,125 @@ class StoreConfig:
 class NotifyTarget:
     url: str
     tags: tuple[str, ...] = SEVERITIES
+    body_format: str = ""  # "markdown" | "text"; "" picks by service (text for SMS/pagers)
 
     def __repr__(self) -> str:  # never print the URL: it carries secrets
         return f"NotifyTarget(url=<redacted>, tags={self.tags})"
 
 
+# Alert types (what a rule is keyed by) and their lifecycle defaults. Under-blocking
+# pages at once and reminds hourly; drift waits 30 s for the feedback that would make
+# it an over- or under-blocking alert (one precise alert beats two vague ones).
+ALERT_TYPES = ("under-blocking", "over-blocking", "drift", "latency")
+RULE_KEYS = ("for_s", "keep_firing_for_s", "repeat_interval_s", "cooldown_s", "quiet_s")
+_RULE_DEFAULTS = {
+    "under-blocking": {"for_s": 0.0, "repeat_interval_s": 3600.0, "cooldown_s": 600.0},
+    "over-blocking": {"for_s": 0.0},
+    "drift": {"for_s": 30.0, "repeat_interval_s": 43200.0, "cooldown_s": 1800.0},
+    "latency": {"for_s": 30.0},
+}
+# Severity -> route tags. A notification goes to every target carrying one of its route's
+# tags (or the severity itself); targets without tags take everything.
+DEFAULT_ROUTES = {
+    "critical": ("paging", "chat"),
+    "high": ("paging", "chat"),
+    "warning": ("chat",),
+    "info": ("digest",),
+}
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """Alertmanager-like lifecycle of one alert type (seconds of event time)."""
+
+    for_s: float = 0.0  # evidence must persist this long before the alert fires
+    keep_firing_for_s: float = 120.0  # stays firing this long after every segment is back
+    repeat_interval_s: float = 14400.0  # reminder while still firing
+    cooldown_s: float = 900.0  # after a resolve, a recurrence must outlast this to re-fire
+    quiet_s: float = 180.0  # a segment without a recovery test is back after this silence
+
+
 @dataclass(frozen=True)
 class AlertsConfig:
-    drift_hold_s: float = 30.0
-    cooldown_s: float = 900.0
+    drift_hold_s: float = 30.0  # kept for older configs: the drift rule's for_s
+    cooldown_s: float = 900.0  # kept for older configs: the default cooldown of every rule
     runbook_base: str = "docs/runbooks"
     examples: int = 5
     top_n: int = 5
+    rules: dict = field(default_factory=dict)  # alert type -> {RULE_KEYS: seconds}
+    group_by: tuple = ("direction", "model_version")
+    group_wait_s: float = 10.0
+    group_interval_s: float = 300.0
+    digest_interval_s: float = 3600.0
+    routes: dict = field(default_factory=dict)  # severity -> [tags]; defaults DEFAULT_ROUTES
+    apprise_config: str | None = None  # an apprise YAML/TEXT config file of targets
+    max_attempts: int = 30  # with the backoff cap, about four hours of retrying
+    retry_backoff_s: float = 5.0
+    retry_backoff_max_s: float = 600.0
 
     def validate(self) -> None:
         if self.drift_hold_s < 0 or self.cooldown_s < 0:
             raise ConfigError("alerts.drift_hold_s and alerts.cooldown_s must be >= 0")
         if not 0 <= self.examples <= 50:
             raise ConfigError("alerts.examples must be between 0 and 50")
+        if not isinstance(self.rules, dict):
+            raise ConfigError("alerts.rules must map an alert type to its settings")
+        for name, spec in self.rules.items():
+            if name not in ALERT_TYPES:
+                raise ConfigError(
+                    f"alerts.rules has unknown alert type {name!r}; use one of "
+                    + ", ".join(ALERT_TYPES)
+                )
+            if not isinstance(spec, dict):
+                raise ConfigError(
+                    f"alerts.rules.{name} must be a mapping of {', '.join(RULE_KEYS)}"
+                )
+            for k, v in spec.items():
+                if k not in RULE_KEYS:
+                    raise ConfigError(
+                        f"alerts.rules.{name} has unknown key {k!r}; use {', '.join(RULE_KEYS)}"
+                    )
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                    raise ConfigError(f"alerts.rules.{name}.{k} must be a number of seconds >= 0")
+        if not isinstance(self.group_by, (list, tuple)) or not all(
+            g in GROUP_LABELS for g in self.group_by
+        ):
+            raise ConfigError(
+                f"alerts.group_by must be a list of labels from {', '.join(GROUP_LABELS)}"
+            )
+        if not isinstance(self.routes, dict):
+            raise ConfigError("alerts.routes must map a severity to a list of tags")
+        for sev, tags in self.routes.items():
+            if sev not in SEVERITIES:
+                raise ConfigError(
+                    f"alerts.routes has {sev!r}; severities are {', '.join(SEVERITIES)}"
+                )
+            if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+                raise ConfigError(f"alerts.routes.{sev} must be a list of tag names")
+        for name in ("group_wait_s", "group_interval_s", "digest_interval_s", "retry_backoff_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"alerts.{name} must be >= 0")
+        if self.max_attempts < 1:
+            raise ConfigError("alerts.max_attempts must be >= 1")
+
+    def rule(self, alert_type: str) -> RuleSpec:
+        """The lifecycle settings of one alert type: defaults, then the config's overrides."""
+        values = {"cooldown_s": self.cooldown_s, **_RULE_DEFAULTS.get(alert_type, {})}
+        if alert_type == "drift":
+            values["for_s"] = self.drift_hold_s
+        values.update({k: float(v) for k, v in self.rules.get(alert_type, {}).items()})
+        return RuleSpec(**values)
+
+    def route_tags(self, severity: str) -> tuple[str, ...]:
+        tags = self.routes.get(severity, DEFAULT_ROUTES.get(severity, ()))
+        return tuple(tags)
+
+    @property
+    def known_tags(self) -> set[str]:
+        out = set(SEVERITIES)
+        for sev in SEVERITIES:
+            out.update(self.route_tags(sev))
+        return out
 
 
 @dataclass(frozen=True)
@@ -219,7 +323,7 @@ def _coerce(value: Any, f: dataclasses.Field, name: str, where: str):
     return value
 
 
-def _notify_targets(data: Any, where: str) -> tuple[NotifyTarget, ...]:
+def _notify_targets(data: Any, where: str, known_tags: set[str]) -> tuple[NotifyTarget, ...]:
     if data is None:
         return ()
     if not isinstance(data, list):
@@ -230,7 +334,7 @@ def _notify_targets(data: Any, where: str) -> tuple[NotifyTarget, ...]:
             item = {"url": item}
         if not isinstance(item, dict) or not isinstance(item.get("url"), str):
             raise ConfigError(f"{where}: notify[{i}] needs a 'url' string")
-        unknown = set(item) - {"url", "tags"}
+        unknown = set(item) - {"url", "tags", "format"}
         if unknown:
             raise ConfigError(f"{where}: notify[{i}] has unknown key '{sorted(unknown)[0]}'")
         tags = item.get("tags", list(SEVERITIES))
@@ -238,12 +342,17 @@ def _notify_targets(data: Any, where: str) -> tuple[NotifyTarget, ...]:
             tags = [tags]
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ConfigError(f"{where}: notify[{i}].tags must be a list of severities")
-        bad = [t for t in tags if t not in SEVERITIES]
+        bad = [t for t in tags if t not in known_tags]
         if bad:
+            routes = ", ".join(sorted(known_tags - set(SEVERITIES)))
             raise ConfigError(
-                f"{where}: notify[{i}].tags has {bad[0]!r}; severities are {', '.join(SEVERITIES)}"
+                f"{where}: notify[{i}].tags has {bad[0]!r}; severities are "
+                f"{', '.join(SEVERITIES)} and route tags are {routes} (alerts.routes)"
             )
-        out.append(NotifyTarget(item["url"], tuple(tags)))
+        fmt = item.get("format", "")
+        if fmt not in ("", "markdown", "text"):
+            raise ConfigError(f"{where}: notify[{i}].format must be markdown or text")
+        out.append(NotifyTarget(item["url"], tuple(tags), fmt))
     return tuple(out)
 
 
@@ -290,7 +399,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if overrides:
         store = dataclasses.replace(store, **overrides)
         store.validate()
-    notify = _notify_targets(data.get("notify"), where)
+    notify = _notify_targets(data.get("notify"), where, built["alerts"].known_tags)
     if env.get("FILTERWATCH_NOTIFY"):
         notify += tuple(
             NotifyTarget(u.strip()) for u in env["FILTERWATCH_NOTIFY"].split(",") if u.strip()

@@ -163,7 +163,7 @@ class SegmentDetector:
         for agg in closed:
             evs = self.bank.update(agg)
             events += evs
-            incidents += self.rules.observe(evs, agg.end)
+            incidents += self.rules.observe(evs, agg.end, self.bank.take_recoveries())
         return events, incidents, len(closed)
 
     def to_bytes(self) -> bytes:

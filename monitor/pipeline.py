@@ -42,7 +42,8 @@ class RunSummary:
     windows: int = 0
     segments: int = 0
     drift_events: int = 0
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # one per alert (latest state)
+    notifications: list = field(default_factory=list)  # grouped messages, in order
     elapsed_s: float = 0.0
     first_ts: float | None = None
     last_ts: float | None = None
@@ -64,6 +65,18 @@ class RunSummary:
             "segments": self.segments,
             "drift_events": self.drift_events,
             "alerts": [a.summary_dict() for a in self.alerts],
+            "notifications": [
+                {
+                    "notification_id": n.notification_id,
+                    "kind": n.kind,
+                    "severity": n.severity,
+                    "title": n.title,
+                    "alert_ids": [a.alert_id for a in n.alerts],
+                    "silenced": [a.alert_id for a, _ in n.silenced],
+                    "at": n.created_at,
+                }
+                for n in self.notifications
+            ],
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_per_s, 1),
             "first_ts": self.first_ts,
@@ -171,18 +184,24 @@ class Pipeline:
             events = self.bank.update(agg)
             if events:
                 self._record_drift(events)
-            incidents = self.rules.observe(events, agg.end)
+            incidents = self.rules.observe(events, agg.end, self.bank.take_recoveries())
             self._fire(incidents)
+            self._notify(agg.end)
 
     def _fire(self, incidents) -> None:
         if not incidents:
             return
         self.flush()  # the RCA queries must see every event up to the detection
+        known = {a.alert_id for a in self.summary.alerts}
         for inc in incidents:
             alert = self.dispatcher.dispatch(inc)
-            self.summary.alerts.append(alert)
+            if alert.alert_id not in known:
+                self.summary.alerts.append(alert)
             if self.on_alert is not None:
                 self.on_alert(alert)
+
+    def _notify(self, now: float, final: bool = False) -> None:
+        self.summary.notifications += self.dispatcher.tick(now, final=final)
 
     def _record_drift(self, events: list[DriftEvent]) -> None:
         self.summary.drift_events += len(events)
@@ -228,6 +247,7 @@ class Pipeline:
             self._detect(closed)
         last = self.summary.last_ts or 0.0
         self._fire(self.rules.flush(last))
+        self._notify(last, final=True)
         self.flush()
         s = self.summary
         s.late_events = self.aggregator.late_events

@@ -211,6 +211,67 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
 ENGINE = ReplacingMergeTree(ingested_at)
 ORDER BY (alert_id);
 
+-- Alert lifecycle columns: one row per state change of an alert, newest version wins
+-- (read with argMax(..., version) or LIMIT 1 BY alert_id ORDER BY version DESC).
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS status LowCardinality(String) DEFAULT 'firing';
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS resolved_at Nullable(DateTime64(3, 'UTC'));
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS incident_id String DEFAULT '';
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS group_key String DEFAULT '';
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS model_version LowCardinality(String) DEFAULT '*';
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS affected_segments Array(String) DEFAULT [];
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS silenced_by String DEFAULT '';
+ALTER TABLE {db}.alerts ADD COLUMN IF NOT EXISTS version UInt64 DEFAULT 0;
+
+-- Silences: label matchers with an expiry (wall clock). Newest version of a silence wins.
+CREATE TABLE IF NOT EXISTS {db}.silences
+(
+    silence_id  String,
+    matchers    Map(String, String),
+    starts_at   DateTime64(3, 'UTC'),
+    ends_at     DateTime64(3, 'UTC'),
+    reason      String,
+    created_by  String,
+    expired     UInt8,
+    version     UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (silence_id);
+
+-- The outbox. A notification is a grouped message (firing, resolved or repeat) of one
+-- route; it is written here before any delivery is attempted.
+CREATE TABLE IF NOT EXISTS {db}.notifications
+(
+    notification_id String,
+    group_key       String,
+    kind            LowCardinality(String),
+    severity        LowCardinality(String),
+    route_tags      Array(String),
+    alert_ids       Array(String),
+    silenced_ids    Array(String),
+    created_at      DateTime64(3, 'UTC'),
+    title           String,
+    body_markdown   String,
+    body_text       String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (notification_id);
+
+-- One row per (notification, target) and state change: pending -> sent, or retry with
+-- backoff until max_attempts, then failed. Targets are labels (t0:json), never URLs.
+CREATE TABLE IF NOT EXISTS {db}.deliveries
+(
+    notification_id String,
+    target          String,
+    status          LowCardinality(String),
+    attempts        UInt32,
+    last_error      String,
+    next_attempt_at DateTime64(3, 'UTC'),
+    sent_at         Nullable(DateTime64(3, 'UTC')),
+    version         UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (notification_id, target);
+
 -- Events refused by validation, with the reason. The excerpt is scrubbed and truncated.
 CREATE TABLE IF NOT EXISTS {db}.dead_letters
 (

@@ -156,6 +156,8 @@ class SimConfig:
     # Draw the world (tenants, policies, domains) from this seed instead of ``seed``, so
     # two runs can share a world with independent traffic (a profile and a later day).
     world_seed: int | None = None
+    # The incident ends (a rollback, a fix) this many seconds from ``start``; None: never.
+    recover_s: float | None = None
 
     def __post_init__(self) -> None:
         from monitor.errors import ConfigError
@@ -169,6 +171,8 @@ class SimConfig:
             raise ConfigError("--onset must lie within [0, duration]")
         if self.tenants < 1:
             raise ConfigError("--tenants must be >= 1")
+        if self.recover_s is not None and not self.onset_s < self.recover_s <= self.duration_s:
+            raise ConfigError("--recover must lie after --onset and within the duration")
         if self.magnitude <= 0:
             raise ConfigError("--magnitude must be > 0")
 
@@ -195,6 +199,7 @@ class Truth:
     feedback_by_action: Counter = field(default_factory=Counter)
     incident_tenant: str | None = None
     incident_model_version: str | None = None
+    recover_ts: float | None = None  # when the incident ended, if it did
 
     def to_dict(self) -> dict:
         return {
@@ -204,6 +209,7 @@ class Truth:
             "start": self.start,
             "onset_ts": self.onset_ts,
             "end_ts": self.end_ts,
+            "recover_ts": self.recover_ts,
             "expected": {
                 "category": self.expected_category,
                 "direction": self.expected_direction,
@@ -273,6 +279,7 @@ class Simulator:
         self.start = float(start)
         self.onset_ts = self.start + cfg.onset_s
         self.end_ts = self.start + cfg.duration_s
+        self.recover_ts = self.start + cfg.recover_s if cfg.recover_s is not None else math.inf
         self.truth = Truth(
             scenario=cfg.scenario,
             seed=cfg.seed,
@@ -284,6 +291,7 @@ class Simulator:
             expected_direction=self.scenario.expected_direction,
             expected_signals=list(self.scenario.expected_signals),
             also_acceptable=list(self.scenario.also_acceptable),
+            recover_ts=self.recover_ts if cfg.recover_s is not None else None,
         )
         # The storm tenant is a mid-sized strict district (big enough to matter).
         strict = [i for i, p in enumerate(self.world.tenant_policy) if p == "strict"]
@@ -364,7 +372,7 @@ class Simulator:
         if n == 0:
             return []
         ts = np.sort(rng.uniform(t0, t1, n))
-        after = ts >= self.onset_ts
+        after = (ts >= self.onset_ts) & (ts < self.recover_ts)
         any_after = bool(after.any())
         scen = cfg.scenario if any_after else "none"
         mag = cfg.magnitude

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 
 import faust
@@ -114,7 +115,11 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     state.key_serializer = state.value_serializer = "raw"
     state.changelog_topic = state._new_changelog_topic()  # rebuilt with the raw serializers
     stage = IngestStage(config, store)
-    notifier = Notifier(config.notify) if config.notify else None
+    notifier = (
+        Notifier(config.notify, config.alerts.apprise_config)
+        if config.notify or config.alerts.apprise_config
+        else None
+    )
     dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
     live: dict[str, SegmentDetector] = {}
     profile = _load_profile(store, config)
@@ -175,13 +180,23 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                 metrics.c["drift_events"] += len(drift)
             for inc in incidents:
                 alert = dispatcher.dispatch(inc)
-                metrics.alerts_by_status[alert.delivery_status] += 1
                 await alerts_topic.send(
                     key=alert.fingerprint.encode(), value=orjson.dumps(alert.summary_dict())
                 )
+            if incidents:
+                _deliver()
             if closed:
                 metrics.c["windows"] += closed
                 state[key.encode()] = det.to_bytes()
+
+    def _deliver() -> None:
+        """Group, write and send what is due; the outbox keeps what could not be sent."""
+        dispatcher.tick(time.time())
+        metrics.alerts_by_status = Counter(a.delivery_status for a in dispatcher.recent.values())
+
+    @app.timer(interval=2.0)
+    async def _notify_timer() -> None:
+        _deliver()
 
     @app.on_partitions_revoked.connect
     async def _forget(app_, revoked, **kwargs) -> None:

@@ -142,3 +142,39 @@ def test_bank_new_version_uses_fleet_reference():
     events = bank.update(agg)
     assert any(e.model_version == "v2" and e.signal == "block_rate" for e in events)
     assert pickle.loads(pickle.dumps(bank)).segment_count == bank.segment_count
+
+
+def test_rate_cusum_recovers_only_when_the_rate_is_back():
+    """Return to baseline is a test with the same threshold, not silence."""
+    import numpy as np
+
+    from detectors.rate_cusum import RateCUSUM
+
+    rng = np.random.default_rng(7)
+    det = RateCUSUM("up", ratio=1.5, threshold=10.0, warmup=30)
+    detected_at = recovered_at = None
+    for i in range(400):
+        p = 0.02 if i < 60 or i >= 200 else 0.04
+        det.update(int(rng.binomial(5000, p)), 5000)
+        if det.drift_detected and detected_at is None:
+            detected_at = i
+        if det.recovered:
+            assert i >= 200, f"declared recovered at window {i} while the rate was still high"
+            recovered_at = i
+            break
+    assert detected_at is not None and 60 <= detected_at < 70
+    assert recovered_at is not None and recovered_at < 215
+    assert abs(det.recovery_rate - 0.02) < 0.005
+
+
+def test_rate_cusum_never_recovers_under_a_sustained_shift():
+    import numpy as np
+
+    from detectors.rate_cusum import RateCUSUM
+
+    rng = np.random.default_rng(8)
+    det = RateCUSUM("down", ratio=0.8, threshold=11.0, warmup=30)
+    for i in range(2000):
+        p = 0.01 if i < 60 else 0.006
+        det.update(int(rng.binomial(2000, p)), 2000)
+        assert not det.recovered
