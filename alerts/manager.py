@@ -121,8 +121,7 @@ class AlertManager:
         out = []
         for g in list(self._groups.values()):
             if g.changed:
-                g.first_seen = g.last_sent = -1e18
-                n = self._due(g, now, wall)
+                n = self._due(g, now, wall, force=True)
                 if n is not None:
                     out.append(n)
         return out
@@ -140,18 +139,15 @@ class AlertManager:
         )
         return c.group_wait_s, c.group_interval_s, repeat
 
-    def _due(self, g: _Group, now: float, wall: float) -> Notification | None:
+    def _due(self, g: _Group, now: float, wall: float, force: bool = False) -> Notification | None:
         wait, interval, repeat = self._intervals(g)
         firing = [a for a in g.alerts.values() if a.incident.status == "firing"]
-        if g.last_sent is None:
-            if not g.changed or now < g.first_seen + wait:
+        if g.changed:
+            next_at = g.first_seen + wait if g.last_sent is None else g.last_sent + interval
+            if now < next_at and not force:
                 return None
             kind = "firing" if firing else "resolved"
-        elif g.changed:
-            if now < g.last_sent + interval:
-                return None
-            kind = "firing" if firing else "resolved"
-        elif firing and now >= g.last_sent + repeat:
+        elif firing and g.last_sent is not None and now >= g.last_sent + repeat:
             kind = "repeat"
         else:
             return None

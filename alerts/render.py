@@ -16,8 +16,10 @@ __all__ = [
     "title",
 ]
 
-# SMS and pager services cut messages short; the text body lists at most this many.
+# SMS and pager services cut messages short; the text body lists at most this many
+# alerts and stays under this many characters (the rest is one `filterwatch rca` away).
 _TEXT_MAX_ALERTS = 8
+_TEXT_MAX_CHARS = 1200
 
 _SIGNAL_NAMES = {
     "block_rate": "block rate",
@@ -217,6 +219,9 @@ def render_group_text(n) -> str:
         out += rest[: _TEXT_MAX_ALERTS - 1]
         if len(rest) > _TEXT_MAX_ALERTS - 1:
             out.append(f"and {len(rest) - _TEXT_MAX_ALERTS + 1} more")
-    out.append(f"Runbook: {first.runbook}")
-    out.append(f"Alert id: {first.alert_id}")
-    return "\n".join(out)
+    tail = [f"Runbook: {first.runbook}", f"Alert id: {first.alert_id}"]
+    body = "\n".join(out)
+    room = _TEXT_MAX_CHARS - sum(len(t) + 1 for t in tail)
+    if len(body) > room:
+        body = body[: max(room - 2, 0)].rstrip() + " …"
+    return "\n".join([body, *tail])

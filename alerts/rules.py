@@ -36,8 +36,8 @@ from monitor.taxonomy import CATEGORY_NAMES, SeverityClass, severity_class
 
 __all__ = ["AlertRules", "alert_type", "evidence_direction", "severity_for"]
 
-# Rate signals whose detectors test the return to baseline (and emit a Recovery).
-_RECOVERY_TESTED = {"block_rate", "unblock_rate", "report_rate", "predicted_rate"}
+# Signals whose detectors test the return to baseline (and emit a Recovery).
+_RECOVERY_TESTED = {"block_rate", "unblock_rate", "report_rate", "predicted_rate", "latency"}
 _MAX_EVENTS = 500  # evidence kept per alert; the rest is counted
 
 

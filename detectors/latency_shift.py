@@ -66,6 +66,9 @@ class LatencyShift(WindowDetector):
         self.threshold = threshold
         self._warm: list[float] = []
         self._ref_done = False
+        self._rec_active = False
+        self._recovered = False
+        self._rec_streak = 0
         self.mean: float | None = None
         self.sd: float | None = None
         super().__init__()
@@ -89,9 +92,33 @@ class LatencyShift(WindowDetector):
         self.mean = mean
         self.sd = max(sd, self.min_rel_shift * mean, 1e-9)
 
+    # -- return to baseline ------------------------------------------------------------
+    # PageHinkley restarts from the shifted level after a detection, so it never says
+    # "still shifted" or "back". The return is tested directly: ``recover_windows``
+    # consecutive windows within ``back_z`` reference spreads of the reference mean.
+    recover_windows = 6
+    back_z = 1.0
+
+    @property
+    def recovered(self) -> bool:
+        return self._recovered
+
+    @property
+    def recovering(self) -> bool:
+        return self._rec_active
+
+    @property
+    def recovery_rate(self) -> float:
+        return self.last
+
+    def end_recovery(self) -> None:
+        self._rec_active = False
+
     def update(self, value: float, n: float = 1) -> None:
+        self._recovered = False
         if self._drift_detected:
             self._reset()
+            self._rec_active, self._rec_streak = True, 0
         idx = self.windows_seen
         self.windows_seen += 1
         if n <= 0 or not math.isfinite(value):
@@ -107,6 +134,10 @@ class LatencyShift(WindowDetector):
             return
         z = (value - self.mean) / self.sd
         self.last = value
+        if self._rec_active:
+            self._rec_streak = self._rec_streak + 1 if z <= self.back_z else 0
+            if self._rec_streak >= self.recover_windows:
+                self._rec_active, self._recovered = False, True
         if z > self.delta:
             if self._run_start is None:
                 self._run_start = idx

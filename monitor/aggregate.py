@@ -31,7 +31,8 @@ class WindowAggregate:
     index: int  # floor(ts / window_s)
     start: float
     end: float
-    versions: dict[str, list] = field(default_factory=dict)  # mv -> [req, blk, lat_sum, lat_n]
+    # mv -> [requests, blocked, latency sum, latency n, requests with a predicted category]
+    versions: dict[str, list] = field(default_factory=dict)
     cells: dict[tuple[str, str], list] = field(default_factory=dict)  # (cat, mv) -> cell
     tenants: dict[str, list] = field(default_factory=dict)  # tenant -> [requests, blocks]
     # (tenant, cat) -> [blocks, unblocks, reports]
@@ -55,7 +56,7 @@ class WindowAggregate:
         if other.index != self.index:
             raise ValueError("can only merge aggregates of the same window")
         for mv, v in other.versions.items():
-            mine = self.versions.setdefault(mv, [0, 0, 0.0, 0])
+            mine = self.versions.setdefault(mv, [0, 0, 0.0, 0, 0])
             for i, x in enumerate(v):
                 mine[i] += x
         for key, cell in other.cells.items():
@@ -95,7 +96,7 @@ class WindowAggregate:
             d["index"],
             d["start"],
             d["end"],
-            {k: list(v) for k, v in d["versions"].items()},
+            {k: [*v, 0][:5] if len(v) == 4 else list(v) for k, v in d["versions"].items()},
             {(c, mv): list(cell) for c, mv, cell in d["cells"]},
             {t: list(v) for t, v in d.get("tenants", {}).items()},
             {(t, c): list(v) for t, c, v in d.get("tenant_cells", [])},
@@ -151,7 +152,7 @@ class WindowAggregator:
         mv = v.model_version
         ver = agg.versions.get(mv)
         if ver is None:
-            ver = agg.versions[mv] = [0, 0, 0.0, 0]
+            ver = agg.versions[mv] = [0, 0, 0.0, 0, 0]
         blocked = v.decision == "block"
         ver[0] += 1
         ver[2] += v.latency_ms
@@ -171,6 +172,7 @@ class WindowAggregator:
                     tc = tcells[(v.tenant_id, cat)] = [0, 0, 0]
                 tc[0] += 1
         if predicted:
+            ver[4] += 1
             ls = "+".join(sorted(predicted)) if len(predicted) > 1 else predicted[0]
             agg.labelsets[ls] = agg.labelsets.get(ls, 0) + 1
         cells = agg.cells

@@ -477,10 +477,11 @@ def topics_create(obj: _Ctx) -> None:
 @cli.command()
 @click.option(
     "--suite",
-    type=click.Choice(["incidents", "synthetic", "all"]),
+    type=click.Choice(["incidents", "synthetic", "all", "lifecycle"]),
     default="all",
     show_default=True,
-    help="incidents: simulator scenarios + clean days; synthetic: river's streams.",
+    help="incidents: simulator scenarios + clean days; synthetic: river's streams; "
+    "lifecycle: alerts on incidents that start and end (fire, resolve, notifications).",
 )
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
@@ -536,6 +537,10 @@ def backtest(
 ) -> None:
     """Recall, detection delay and false alarms on streams with known change points."""
     from monitor.backtest import METHODS, BacktestConfig, format_table, run_backtest
+
+    if suite == "lifecycle":
+        _lifecycle_backtest(seeds, workers, as_json, out, quiet)
+        return
 
     try:
         mags = tuple(float(x) for x in magnitudes.split(",") if x.strip())
@@ -660,6 +665,19 @@ def sql(obj: _Ctx, query, fmt) -> None:
             t.add_row(*[str(x) for x in r])
         Console(width=max(width, 80)).print(t)
         click.echo(f"{len(rows)} row(s)")
+
+
+def _lifecycle_backtest(seeds, workers, as_json, out, quiet) -> None:
+    from monitor.lifecycle import LifecycleConfig, format_lifecycle, run_lifecycle
+
+    echo = None if quiet or as_json else (lambda m: click.echo(f"  done: {m}", err=True))
+    report = run_lifecycle(LifecycleConfig(seeds=seeds, workers=workers), progress=echo)
+    table = format_lifecycle(report)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(report, indent=1) + "\n")
+        Path(out).with_suffix(".txt").write_text(table + "\n")
+    click.echo(json.dumps(report) if as_json else table)
 
 
 # --------------------------------------------------------------------------------------

@@ -340,6 +340,7 @@ class Simulator:
         Uses this simulator's world and random stream; do not mix with :meth:`events`.
         """
         self.onset_ts = -math.inf if after_onset else math.inf
+        self.recover_ts = math.inf
         self.end_ts = math.inf
         self._pending = []
         self._annotate = True

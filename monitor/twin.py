@@ -172,6 +172,7 @@ class TrafficTwin:
         pool = Simulator(cfg)
         self.start = pool.start
         self.onset = pool.onset_ts
+        self.recover = pool.recover_ts  # inf unless the incident ends
         self.end = pool.end_ts
         world = pool.world
         storm = pool.storm_tenant if cfg.scenario == "tenant-override-storm" else None
@@ -235,6 +236,7 @@ class TrafficTwin:
                 if blocked:
                     f.append(self._feature(("cell", cat, mv, 1)))
         if predicted:
+            f.append(self._feature(("ver", mv, 4)))
             ls = "+".join(sorted(predicted)) if len(predicted) > 1 else predicted[0]
             f.append(self._feature(("ls", ls)))
         return f
@@ -299,7 +301,8 @@ class TrafficTwin:
             expected = ws * vol  # pool shares are expected counts per second at cfg.rate
             post_frac = 0.0
             if with_incident and "post" in self.states:
-                post_frac = min(max((t1 - self.onset) / ws, 0.0), 1.0)
+                on = min(t1, self.recover) - max(t0, self.onset)
+                post_frac = min(max(on / ws, 0.0), 1.0)
             feats = None
             per_state = []
             for name, frac in (("pre", 1.0 - post_frac), ("post", post_frac)):
@@ -353,7 +356,7 @@ class TrafficTwin:
             elif kind == "ver":
                 ver = agg.versions.get(k[1])
                 if ver is None:
-                    ver = agg.versions[k[1]] = [0, 0, 0.0, 0]
+                    ver = agg.versions[k[1]] = [0, 0, 0.0, 0, 0]
                 ver[k[2]] += int(x)
             else:
                 agg.labelsets[k[1]] = int(x)

@@ -64,3 +64,27 @@ def test_env_overrides_store(tmp_path):
     assert cfg.store.backend == "http" and cfg.store.database == "fw2"
     with pytest.raises(ConfigError, match="valid ClickHouse identifier"):
         load_config(write(tmp_path, "{}\n"), env={"FILTERWATCH_DATABASE": "a-b; DROP"})
+
+
+def test_alert_rules_routes_and_their_errors(tmp_path):
+    p = write(
+        tmp_path,
+        "alerts:\n  rules:\n    under-blocking: {keep_firing_for_s: 300}\n"
+        "  routes:\n    warning: [chat, digest]\n  group_by: [direction]\n"
+        "notify:\n  - url: json://x\n    tags: [digest]\n    format: text\n",
+    )
+    cfg = load_config(p, env={})
+    assert cfg.alerts.rule("under-blocking").keep_firing_for_s == 300
+    assert cfg.alerts.rule("under-blocking").for_s == 0  # default kept
+    assert cfg.alerts.rule("drift").for_s == cfg.alerts.drift_hold_s
+    assert cfg.alerts.route_tags("warning") == ("chat", "digest")
+    assert cfg.notify[0].body_format == "text"
+    for bad, msg in (
+        ("alerts:\n  rules:\n    overblocking: {for_s: 1}\n", "unknown alert type"),
+        ("alerts:\n  rules:\n    drift: {for: 1}\n", "unknown key 'for'"),
+        ("alerts:\n  rules:\n    drift: {for_s: -1}\n", "seconds >= 0"),
+        ("alerts:\n  group_by: [colour]\n", "alerts.group_by"),
+        ("alerts:\n  routes:\n    urgent: [x]\n", "severities are"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            load_config(write(tmp_path, bad), env={})

@@ -46,6 +46,10 @@ def test_one_version_over_blocking_in_twelve_categories_is_one_message_per_route
     assert sorted((n.severity, len(n.alerts)) for n in out) == sorted(by_sev.items())
     assert all(n.kind == "firing" for n in out)
     assert mgr.tick(120) == [] and mgr.tick(3000) == []
+    warning = next(n for n in out if n.severity == "warning")
+    assert len(warning.body_text) <= 1200  # pager/SMS length
+    assert warning.body_text.splitlines()[-1].startswith("Alert id: fw-")
+    assert all(f"{a.category} over-blocking" in warning.body_markdown for a in warning.alerts)
 
 
 def test_resolve_is_announced_once_then_the_group_closes():
