@@ -214,3 +214,35 @@ def test_locked_store_names_the_fix(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_alerts_rca_and_silences_from_the_cli(tmp_path):
+    store = str(tmp_path / "s")
+    demo = fw(
+        "--store", store, "demo", "--scenario", "selfharm-underblock", "--rate", "1500",
+        "--duration", "200", "--onset", "110", "--json",
+    )  # fmt: skip
+    alert_id = json.loads(demo.stdout)["alerts"][0]["alert_id"]
+    listed = fw("--store", store, "--database", "demo", "alerts", "list")
+    assert alert_id in listed.stdout and "under-blocking: self_harm" in listed.stdout
+    out = tmp_path / "rca" / "draft.md"
+    fw("--store", store, "--database", "demo", "rca", alert_id, "--out", str(out))
+    text = out.read_text()
+    for section in ("## Timeline", "## Evidence", "## Affected segments", "## Cause"):
+        assert section in text
+    assert alert_id in text and out.with_suffix(".png").stat().st_size > 10_000
+    added = fw(
+        "--store", store, "silence", "add", "--match", "category=games", "--for", "2h",
+        "--reason", "relabel in progress",
+    )  # fmt: skip
+    sid = added.stdout.split()[0]
+    assert sid.startswith("sil-")
+    assert sid in fw("--store", store, "silence", "list").stdout
+    fw("--store", store, "silence", "expire", sid)
+    assert "no active silences" in fw("--store", store, "silence", "list").stdout
+    assert sid in fw("--store", store, "silence", "list", "--all").stdout
+    bad = fw("--store", store, "silence", "add", "--match", "category=games", "--for", "soon",
+             check=False)  # fmt: skip
+    assert bad.returncode == 2 and "30m, 2h, 1d" in bad.stderr and "Traceback" not in bad.stderr
+    missing = fw("--store", store, "rca", "fw-nope", check=False)
+    assert missing.returncode == 2 and "alerts list" in missing.stderr
