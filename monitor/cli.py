@@ -681,6 +681,70 @@ def _lifecycle_backtest(seeds, workers, as_json, out, quiet) -> None:
 
 
 # --------------------------------------------------------------------------------------
+def _thresholds(path: str | None) -> dict[str, float] | None:
+    """Per-category decision thresholds from a YAML/JSON mapping, checked."""
+    if path is None:
+        return None
+    import yaml
+
+    from monitor.taxonomy import CATEGORY_NAMES
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--thresholds {path}: cannot read it ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--thresholds {path}: must map category names to thresholds")
+    out = {}
+    for k, v in data.items():
+        if k not in CATEGORY_NAMES:
+            raise ConfigError(f"--thresholds {path}: unknown category {k!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ConfigError(f"--thresholds {path}: {k} must be a number in [0, 1]")
+        out[k] = float(v)
+    return out
+
+
+@cli.command("model-card")
+@click.argument("eval_file", type=click.Path(dir_okay=False))
+@click.option("--thresholds", "thresholds_file", default=None, help="YAML/JSON: category -> t.")
+@click.option("--out", "out_dir", default="model-card", show_default=True, help="Directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.pass_obj
+def model_card(obj: _Ctx, eval_file, thresholds_file, out_dir, as_json) -> None:
+    """Per-category precision/recall/F1, confusion and PR curves of an evaluation set."""
+    from monitor.evalset import read_evalset
+    from monitor.modelcard import compute_metrics
+    from monitor.modelcard_report import write_model_card
+
+    thresholds = _thresholds(thresholds_file)
+    es = read_evalset(eval_file, obj.config.url_hash_key)
+    m = compute_metrics(es, thresholds)
+    md, page = write_model_card(es, m, Path(out_dir), thresholds)
+    if as_json:
+        click.echo(json.dumps(m.to_json()))
+        return
+    a = m.averages
+    click.echo(
+        f"{len(es.rows):,} pages, {len(m.categories)} categories: micro F1 "
+        f"{a['micro']['f1']:.3f}, macro F1 {a['macro']['f1']:.3f}"
+    )
+    click.echo(f"{md}\n{page}")
+
+
+@cli.command("eval-sample")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help=".jsonl[.gz]")
+@click.option("--rows", type=click.IntRange(min=10), default=4000, show_default=True)
+@click.option("--seed", type=int, default=11, show_default=True)
+def eval_sample(out, rows, seed) -> None:
+    """Write a simulator-drawn evaluation set (synthetic labels, marked as such)."""
+    from monitor.evalsample import write_sample_evalset
+
+    n = write_sample_evalset(out, rows, seed)
+    click.echo(f"{n} rows -> {out}")
+
+
+# --------------------------------------------------------------------------------------
 @cli.group()
 def silence() -> None:
     """Mute matching alerts for a while: they are recorded, not sent."""

@@ -306,6 +306,7 @@ class Simulator:
         self._fb_seq = 0
         self._pending: list[tuple[float, int, dict]] = []  # feedback heap
         self._annotate = False  # sample(): record each verdict's feedback probability
+        self.emit_truth = False  # add each verdict's true categories as "_true" (eval sets)
 
     # ------------------------------------------------------------------------------
     def events(self) -> Iterator[dict]:
@@ -499,6 +500,8 @@ class Simulator:
                 "latency_ms": round(float(latency[i]), 2),
                 "source": "prod",
             }
+            if self.emit_truth:
+                ev["_true"] = list(true_cats)
             out.append(ev)
             truth.verdicts += 1
             for c in predicted:

@@ -246,3 +246,20 @@ def test_alerts_rca_and_silences_from_the_cli(tmp_path):
     assert bad.returncode == 2 and "30m, 2h, 1d" in bad.stderr and "Traceback" not in bad.stderr
     missing = fw("--store", store, "rca", "fw-nope", check=False)
     assert missing.returncode == 2 and "alerts list" in missing.stderr
+
+
+def test_model_card_on_the_shipped_sample(tmp_path):
+    sample = Path(__file__).parents[2] / "docs" / "sample" / "eval_sample.jsonl.gz"
+    p = fw("model-card", str(sample), "--out", str(tmp_path / "card"), "--json")
+    data = json.loads(p.stdout)
+    assert set(data) >= {"categories", "micro", "macro"}
+    for v in data["categories"].values():
+        assert set(v) >= {"precision", "recall", "f1", "support"}
+    assert data["rows"] == 4000
+    for name in ("model_card.md", "model_card.html", "pr_curves.png"):
+        assert (tmp_path / "card" / name).stat().st_size > 500
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "url": "u", "true_categories": ["pron"], "model_version": "v"}\n')
+    err = fw("model-card", str(bad), "--out", str(tmp_path / "c2"), check=False)
+    assert err.returncode == 2 and "row 1: unknown category 'pron'" in err.stderr
+    assert "Traceback" not in err.stderr

@@ -1,0 +1,54 @@
+"""A small, real-looking evaluation set drawn from the simulator (labelled as such).
+
+The simulator knows each page's true categories, so its verdicts are an evaluation set
+with perfect labels: every labelled or predicted page of a short run, plus a tenth of
+the safe-and-allowed ones, up to ``rows``. URLs keep their (synthetic) query strings so
+the reader's scrubbing is exercised. ``label_source`` says ``simulator``: these are not
+human labels and the data card says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from monitor.simulator import SimConfig, Simulator
+
+__all__ = ["write_sample_evalset"]
+
+
+def write_sample_evalset(path: str | Path, rows: int = 4000, seed: int = 11) -> int:
+    sim = Simulator(SimConfig(scenario="none", rate=2000, duration_s=120, onset_s=120, seed=seed))
+    sim.emit_truth = True
+    rng = np.random.default_rng(seed)
+    out = []
+    for ev in sim.events():
+        if ev.get("schema", "").startswith("feedback") or "_true" not in ev:
+            continue
+        interesting = ev["_true"] or ev["categories"]
+        if not interesting and rng.random() > 0.1:
+            continue
+        out.append(
+            {
+                "id": ev["request_id"],
+                "url": ev["url"],
+                "true_categories": ev["_true"],
+                "scores": ev["scores"],
+                "model_version": ev["model_version"],
+                "tenant_id": ev["tenant_id"],
+                "ts": ev["ts"],
+                "label_source": "simulator (synthetic ground truth)",
+            }
+        )
+        if len(out) >= rows:
+            break
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        for rec in out:
+            f.write(orjson.dumps(rec) + b"\n")
+    return len(out)

@@ -1,0 +1,144 @@
+"""Writes the model card: markdown and HTML, a precision-recall plot per category.
+
+The numbers come from :mod:`monitor.modelcard`; this module only lays them out. The
+precision-recall curve of each category is computed from the scores (every distinct
+score as a threshold) and marks the operating point the decision threshold gives.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from monitor.evalset import EvalSet
+from monitor.modelcard import SAFE, ModelCardMetrics, label_matrices
+from monitor.taxonomy import category
+
+__all__ = ["pr_curve", "write_model_card"]
+
+
+def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at every distinct score threshold (highest first)."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], y_true[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(1 - y)
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # the end of each tie block
+    tp, fp = tp[last], fp[last]
+    pos = max(int(y.sum()), 1)
+    return tp / np.maximum(tp + fp, 1), tp / pos
+
+
+def _plot(evalset, m: ModelCardMetrics, thresholds, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = [c for j, c in enumerate(m.categories) if m.support[j]]
+    y_true, _, scores = label_matrices(evalset, m.categories, thresholds)
+    cols = 5
+    rows = max(1, -(-len(cats) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, cats, strict=False):
+        j = m.categories.index(c)
+        p, r = pr_curve(y_true[:, j], scores[:, j])
+        ax.plot(r, p, color="#1f4e79", lw=1.2)
+        ax.plot([m.recall[j]], [m.precision[j]], "o", color="#c00000")
+        ax.set_title(f"{c} (n={int(m.support[j])})", fontsize=9)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(cats) :]:
+        ax.axis("off")
+    fig.supxlabel("recall")
+    fig.supylabel("precision")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _data_card(evalset: EvalSet) -> list[tuple[str, str]]:
+    rows = evalset.rows
+    safe = sum(1 for r in rows if not r.true)
+    sources = Counter(r.label_source or "(not given)" for r in rows)
+    ts = [r.ts for r in rows if r.ts is not None]
+    span = "-"
+    if ts:
+        f = lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")  # noqa: E731
+        span = f"{f(min(ts))} to {f(max(ts))}"
+    return [
+        ("file", Path(evalset.path).name),
+        ("pages", f"{len(rows):,}"),
+        ("safe pages (no true category)", f"{safe:,} ({safe / len(rows):.1%})"),
+        ("model versions", ", ".join(evalset.model_versions)),
+        ("label source", ", ".join(f"{k} ({v:,})" for k, v in sources.most_common())),
+        ("dates", span),
+    ]
+
+
+def write_model_card(
+    evalset: EvalSet, m: ModelCardMetrics, out_dir: Path, thresholds=None
+) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / "pr_curves.png"
+    _plot(evalset, m, thresholds, png)
+    thr = {c: (thresholds or {}).get(c, category(c).threshold) for c in m.categories}
+    table = [["category", "threshold", "precision", "recall", "F1", "support", "tn", "fp",
+              "fn", "tp"]]  # fmt: skip
+    for j, c in enumerate(m.categories):
+        (tn, fp), (fn, tp) = m.confusion[j].astype(int).tolist()
+        table.append([c, f"{thr[c]:.2f}", f"{m.precision[j]:.3f}", f"{m.recall[j]:.3f}",
+                      f"{m.f1[j]:.3f}", str(int(m.support[j])), str(tn), str(fp), str(fn),
+                      str(tp)])  # fmt: skip
+    avg = [["average", "precision", "recall", "F1", "support"]]
+    for k in ("micro", "macro", "weighted"):
+        a = m.averages[k]
+        avg.append([k, f"{a['precision']:.3f}", f"{a['recall']:.3f}", f"{a['f1']:.3f}",
+                    str(a["support"])])  # fmt: skip
+    labels = [*m.categories, SAFE]
+    present = [t for t in labels if t in m.cross]
+    cross = [["true \\ predicted", *labels]]
+    for t in present:
+        cross.append([t, *(str(m.cross[t].get(p, 0)) for p in labels)])
+    fnr = m.cipa_false_negative_rates()
+    cipa = [["CIPA category", "false-negative rate", "missed / positives"]]
+    for c, rate in sorted(fnr.items(), key=lambda kv: -kv[1]):
+        j = m.categories.index(c)
+        cipa.append([c, f"{rate:.2%}", f"{int(m.confusion[j][1][0])} / {int(m.support[j])}"])
+    card = _data_card(evalset)
+    sections = [
+        ("Data card", [["field", "value"], *[[k, v] for k, v in card]]),
+        ("Per-category metrics", table),
+        ("Averages", avg),
+        ("CIPA always-block categories: false-negative rate", cipa),
+        ("Cross-category confusion (pages)", cross),
+    ]
+    md = ["# Model card", ""]
+    for title, rows in sections:
+        md += [f"## {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        md += ["| " + " | ".join(r) + " |" for r in rows[1:]] + [""]
+    md += ["## Precision-recall curves", "", "Dot: the operating point of the threshold.", "",
+           f"![precision-recall curves]({png.name})", ""]  # fmt: skip
+    md_path = out_dir / "model_card.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    h = ["<!doctype html><html><head><meta charset='utf-8'><title>Model card</title>",
+         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}</style></head><body>",
+         "<h1>Model card</h1>"]  # fmt: skip
+    for title, rows in sections:
+        h.append(f"<h2>{html.escape(title)}</h2><table><tr>")
+        h += [f"<th>{html.escape(x)}</th>" for x in rows[0]]
+        h.append("</tr>")
+        for r in rows[1:]:
+            h.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>")
+        h.append("</table>")
+    h += [f"<h2>Precision-recall curves</h2><img src='{png.name}' alt='PR curves'>",
+          "</body></html>"]  # fmt: skip
+    html_path = out_dir / "model_card.html"
+    html_path.write_text("\n".join(h), encoding="utf-8")
+    return md_path, html_path
