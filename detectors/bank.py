@@ -511,7 +511,7 @@ class DetectorBank:
         det = slot.detector
         if det.drift_detected:
             events.append(self._event(slot, agg))
-        elif getattr(det, "recovered", False):
+        elif det.recovered:
             signal, cat, mv, tenant, change = slot.key
             self._recoveries.append(
                 Recovery(signal, cat, mv, tenant, change, agg.end, det.recovery_rate)
@@ -529,7 +529,7 @@ class DetectorBank:
             for slot in self._slots.values():
                 signal, cat, smv, tenant, change = slot.key
                 det = slot.detector
-                if smv == mv and getattr(det, "recovering", False):
+                if smv == mv and det.recovering:
                     det.end_recovery()
                     self._recoveries.append(Recovery(signal, cat, mv, tenant, change, now, 0.0))
 

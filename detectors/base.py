@@ -14,6 +14,13 @@ class WindowDetector:
     after it has built up fresh evidence.
     """
 
+    # Return-to-baseline interface. Detectors with a return test (the rate CUSUM, latency)
+    # set ``_rec_active`` after a detection and ``_recovered`` on the update at which the
+    # segment is shown back; the others never do, and alert rules fall back to silence.
+    # Class-level defaults keep states pickled before these existed loadable.
+    _rec_active = False
+    _recovered = False
+
     def __init__(self) -> None:
         self._drift_detected = False
         self.windows_seen = 0
@@ -25,6 +32,25 @@ class WindowDetector:
     @property
     def drift_detected(self) -> bool:
         return self._drift_detected
+
+    @property
+    def recovered(self) -> bool:
+        """True on the update at which the segment was shown back at its reference."""
+        return self._recovered
+
+    @property
+    def recovering(self) -> bool:
+        """A detection happened and the return test is running."""
+        return self._rec_active
+
+    @property
+    def recovery_rate(self) -> float:
+        """The level seen by the return test (for the resolved message)."""
+        return 0.0
+
+    def end_recovery(self) -> None:
+        """Stop testing the return (the segment's traffic is gone)."""
+        self._rec_active = False
 
     @property
     def warmed_up(self) -> bool:

@@ -66,8 +66,6 @@ class LatencyShift(WindowDetector):
         self.threshold = threshold
         self._warm: list[float] = []
         self._ref_done = False
-        self._rec_active = False
-        self._recovered = False
         self._rec_streak = 0
         self.mean: float | None = None
         self.sd: float | None = None
@@ -100,19 +98,8 @@ class LatencyShift(WindowDetector):
     back_z = 1.0
 
     @property
-    def recovered(self) -> bool:
-        return self._recovered
-
-    @property
-    def recovering(self) -> bool:
-        return self._rec_active
-
-    @property
     def recovery_rate(self) -> float:
         return self.last
-
-    def end_recovery(self) -> None:
-        self._rec_active = False
 
     def update(self, value: float, n: float = 1) -> None:
         self._recovered = False

@@ -101,8 +101,6 @@ class RateCUSUM(WindowDetector):
         self._ref_windows = 0
         self.p_ref: float | None = None  # point estimate of the reference rate
         self.p0: float | None = None  # conservative reference used by the test
-        self._rec_active = False
-        self._recovered = False
         self.recovery_statistic = 0.0
         super().__init__()
 
@@ -150,28 +148,11 @@ class RateCUSUM(WindowDetector):
         self._a = math.log(p1 / p0)
         self._b = math.log((1 - p1) / (1 - p0))
 
-    def testable(self, n: float) -> bool:
-        """Whether a window of ``n`` trials can move the statistic meaningfully."""
-        if self.p0 is None:
-            return False
-        if self.direction == "down":
-            return self.p0 > 0 and n * self.p0 >= 0.5
-        return n > 0
-
     # -- return to baseline ------------------------------------------------------------
     # After a detection the same likelihood-ratio test runs the other way round: H0 is
     # the rate seen since the change, H1 the reference. Crossing the same threshold is
     # positive evidence that the rate is back (an alert resolves on evidence, not on
     # silence, so a weak shift that re-detects slowly does not flap).
-    @property
-    def recovered(self) -> bool:
-        """True on the update at which the rate was shown to be back at its reference."""
-        return self._recovered
-
-    @property
-    def recovering(self) -> bool:
-        return self._rec_active
-
     def _start_recovery(self) -> None:
         base = min(max(self.p_ref or 0.0, 1e-9), 1 - 1e-9)
         shifted = self._run_k / self._run_n if self._run_n else base * self.ratio
@@ -189,10 +170,6 @@ class RateCUSUM(WindowDetector):
     def recovery_rate(self) -> float:
         """The rate over the run that showed the return to baseline."""
         return self._rec_k / self._rec_n if self._rec_n else 0.0
-
-    def end_recovery(self) -> None:
-        """Stop testing the return (the segment's traffic is gone)."""
-        self._rec_active = False
 
     def _test_recovery(self, k: float, n: float) -> None:
         if n <= 0:
