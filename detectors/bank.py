@@ -111,7 +111,7 @@ class BankConfig:
     tenant_min_requests: float = 50.0
     tenant_min_blocks: float = 2.0
     tenant_threshold: float = 16.0
-    # Name of a stored reference profile to start from (``filterwatch baseline build``);
+    # Name of a stored reference profile to start from (``filterwatch reference build``);
     # empty: learn references from a warm-up of live traffic.
     profile: str = ""
 
@@ -649,8 +649,8 @@ class DetectorBank:
         self._incumbents = {r["model_version"] for r in rows if r["model_version"] != ALL}
         for r in rows:
             signal, cat, mv, tenant = r["signal"], r["category"], r["model_version"], r["tenant_id"]
-            if signal in ("labelset_vocab", "labelset"):
-                continue
+            if signal in ("labelset_vocab", "labelset", "thresholds", "base_rates"):
+                continue  # read below, or data for reports rather than a detector
             if signal != "latency" and cat not in self.categories:
                 continue
             if signal == "latency" and not self.latency:

@@ -20,7 +20,7 @@ import click
 import orjson
 
 from monitor.config import Config, load_config
-from monitor.errors import ConfigError, FilterwatchError
+from monitor.errors import ConfigError, FilterwatchError, InputError
 
 __all__ = ["main"]
 
@@ -274,44 +274,88 @@ def _open_store(cfg: Config, fresh: bool = False):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--to-kafka", is_flag=True, help="Produce the file's lines into Kafka instead.")
-@click.option("--rate", type=float, default=None, help="With --to-kafka: events per second.")
+@click.option("--to-kafka", is_flag=True, help="Produce the events into Kafka instead.")
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="With --to-kafka: events per second of wall time. Evaluation sets without "
+    "timestamps (or with --retime): rows per second of event time (default 50).",
+)
+@click.option("--policy", default="standard", show_default=True, help="Evaluation sets: "
+              "the tenant policy that turns predictions into decisions.")  # fmt: skip
+@click.option("--thresholds", "thresholds_file", default=None, help="Evaluation sets: "
+              "YAML/JSON category -> decision threshold.")  # fmt: skip
+@click.option("--label-fraction", type=float, default=1.0, show_default=True,
+              help="Evaluation sets: share of rows whose analyst label is replayed.")  # fmt: skip
+@click.option("--retime", is_flag=True, help="Evaluation sets: restamp rows ending now.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def replay(obj: _Ctx, file, notify, as_json, to_kafka, rate, quiet) -> None:
-    """Run the pipeline over a JSON Lines file of events (simulator output or a capture)."""
+def replay(
+    obj: _Ctx, file, notify, as_json, to_kafka, rate, policy, thresholds_file, label_fraction,
+    retime, quiet,
+) -> None:  # fmt: skip
+    """Run the pipeline over FILE: a JSON Lines capture of events, or an offline evaluation
+    set (JSONL/CSV/Parquet of labelled pages), replayed as verdicts plus analyst labels."""
     from monitor.pipeline import Pipeline
-    from monitor.replay import count_lines, read_events
+    from monitor.replay import count_lines, read_events, truth_path
 
     cfg = obj.config.with_notify(list(notify))
-    total = count_lines(file)
+    expected = None
+    er = _eval_replay(file, cfg, rate if rate and not to_kafka else 50.0, policy,
+                      thresholds_file, label_fraction, retime)  # fmt: skip
+    if er is not None:
+        expected = er.expected
+        total = expected["verdicts"] + expected["labels"]
+        events = enumerate(er.events(), start=1)
+    else:
+        total = count_lines(file)
+        events = read_events(file)
     if to_kafka:
         from streams.produce import produce
         from streams.topics import create_topics
 
         create_topics(cfg.kafka)
         with _progress(total, "producing", not quiet) as advance:
-            n = produce(
-                cfg.kafka, (line for _, line in read_events(file)), rate=rate, progress=advance
-            )
+            n = produce(cfg.kafka, (ev for _, ev in events), rate=rate, progress=advance)
         click.echo(f"sent {n} events to Kafka {cfg.kafka.bootstrap}")
         return
     store = _open_store(cfg)
     try:
         pipe = Pipeline(cfg, store, origin=f"replay:{Path(file).name}", notifier=_notifier(cfg))
         with _progress(total, "replaying", not quiet and not as_json) as advance:
-            for no, line in read_events(file):
-                pipe.process(line, position=no)
+            for no, ev in events:
+                pipe.process(ev, position=no)
                 if no & 8191 == 0:
                     advance(8192)
             summary = pipe.finish()
     finally:
         store.close()
-    from monitor.replay import truth_path
-
     tp = truth_path(file)
-    truth = json.loads(tp.read_text()) if tp.exists() else None
-    _report(summary, cfg, as_json, truth=truth)
+    truth = json.loads(tp.read_text()) if expected is None and tp.exists() else None
+    _report(summary, cfg, as_json, truth=truth, expected=expected)
+
+
+def _eval_replay(file, cfg: Config, rate, policy, thresholds_file, label_fraction, retime):
+    """An EvalReplay when FILE is an evaluation set, else None (an event capture)."""
+    from monitor.evalset import looks_like_evalset
+
+    if not looks_like_evalset(file):
+        return None
+    from monitor.evalreplay import EvalReplay, EvalReplayConfig
+    from monitor.evalset import read_evalset
+
+    return EvalReplay(
+        read_evalset(file, cfg.url_hash_key),
+        EvalReplayConfig(
+            policy=policy,
+            thresholds=_thresholds(thresholds_file),
+            rate=rate,
+            retime=retime,
+            label_fraction=label_fraction,
+            rollup_retention_days=cfg.store.rollup_retention_days,
+        ),
+    )
 
 
 @cli.command()
@@ -326,6 +370,12 @@ def replay(obj: _Ctx, file, notify, as_json, to_kafka, rate, quiet) -> None:
     help="Seconds from the start when the incident ends (default: onset + 120 s).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--report-dir",
+    default="reports/demo",
+    show_default=True,
+    help="Where the weekly report of the simulated week goes ('' for none).",
+)
 @click.pass_obj
 def demo(
     obj: _Ctx,
@@ -341,6 +391,7 @@ def demo(
     keep,
     recover,
     quiet,
+    report_dir,
 ) -> None:
     """Simulate an incident, its end and its resolve through the whole pipeline."""
     from monitor.pipeline import Pipeline
@@ -366,9 +417,24 @@ def demo(
                     pipe.process(ev)
                 advance(len(chunk))
             summary = pipe.finish()
+        report = _weekly(store, None, report_dir, _SAMPLE_EVAL) if report_dir else None
     finally:
         store.close()
-    _report(summary, cfg, as_json, truth=sim.truth.to_dict())
+    _report(summary, cfg, as_json, truth=sim.truth.to_dict(), weekly=report)
+
+
+_SAMPLE_EVAL = Path(__file__).resolve().parents[1] / "docs" / "sample" / "eval_sample.jsonl.gz"
+
+
+def _weekly(store, week, out_dir, eval_file):
+    from dashboards.weekly_report import build_weekly_report
+
+    evalset = None
+    if eval_file is not None and Path(eval_file).exists():
+        from monitor.evalset import read_evalset
+
+        evalset = read_evalset(eval_file)
+    return build_weekly_report(store, week, Path(out_dir), evalset)
 
 
 def _t(ts: float | None) -> str:
@@ -377,7 +443,14 @@ def _t(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
-def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
+def _report(
+    summary,
+    cfg: Config,
+    as_json: bool,
+    truth: dict | None,
+    expected: dict | None = None,
+    weekly=None,
+) -> None:
     data = summary.to_dict()
     if as_json:
         out = {
@@ -389,6 +462,10 @@ def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
         }
         if truth is not None:
             out["truth"] = truth
+        if expected is not None:
+            out["expected"] = expected
+        if weekly is not None:
+            out["report"] = {"html": str(weekly.html), "summary": str(weekly.summary)}
         click.echo(orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY).decode())
         return
     from rich.console import Console
@@ -415,6 +492,11 @@ def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
             f"{exp['direction'] or 'no alert'}"
             + (f" on {exp['category']}" if exp["category"] else "")
         )
+    if expected is not None:
+        console.print(
+            f"evaluation set replayed: {expected['verdicts']:,} pages "
+            f"({expected['blocked']:,} blocked), {expected['labels']:,} analyst labels"
+        )
     if not summary.alerts:
         console.print("[green]no alerts raised[/]")
     for a in summary.alerts:
@@ -435,6 +517,8 @@ def _report(summary, cfg: Config, as_json: bool, truth: dict | None) -> None:
     if summary.alerts:
         first = summary.alerts[0].alert_id
         console.print(f"\nwritten RCA draft: filterwatch rca {first} --out rca/{first}.md")
+    if weekly is not None:
+        console.print(f"\nweekly report: {weekly.html}\nexecutive summary: {weekly.summary}")
 
 
 # --------------------------------------------------------------------------------------
@@ -577,41 +661,76 @@ def backtest(
 
 
 @cli.group()
-def baseline() -> None:
+def reference() -> None:
     """Reference profiles: what normal traffic looks like, per segment and model version."""
 
 
-@baseline.command("build")
+@reference.command("build")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--profile", "name", default="default", show_default=True, help="Profile name.")
+@click.option("--profile", "name", default=None, help="Profile name [default: eval-VERSION "
+              "for an evaluation set, else 'default'].")  # fmt: skip
+@click.option("--model-version", default=None, help="Evaluation sets: the version to learn.")
+@click.option("--shape-only", is_flag=True, help="Evaluation sets: keep score histograms and "
+              "category mix, drop rates (for an enriched, non-random set).")  # fmt: skip
+@click.option("--policy", default="standard", show_default=True, help="Evaluation sets: "
+              "the tenant policy behind the block-rate reference.")  # fmt: skip
+@click.option("--thresholds", "thresholds_file", default=None, help="Evaluation sets: "
+              "YAML/JSON category -> decision threshold.")  # fmt: skip
 @click.pass_obj
-def baseline_build(obj: _Ctx, file, name) -> None:
-    """Learn a reference profile from FILE (JSON Lines: yesterday's traffic, an offline
-    evaluation's replay) and store it; set detect.profile to start banks from it."""
+def reference_build(
+    obj: _Ctx, file, name, model_version, shape_only, policy, thresholds_file
+) -> None:
+    """Learn a reference profile from FILE and store it; set detect.profile to start banks
+    from it. FILE: an offline evaluation set (JSONL/CSV/Parquet of labelled pages) or a
+    JSON Lines capture of events (yesterday's traffic)."""
     import time
 
-    from monitor.profile import build_profile
-    from monitor.replay import read_events
+    from monitor.evalset import looks_like_evalset
 
     cfg = obj.config
     if not Path(file).exists():
-        raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
-    built = build_profile((line for _, line in read_events(file)), cfg)
+        raise InputError(f"{file}: no such file")
+    if looks_like_evalset(file):
+        from monitor.evalset import read_evalset
+        from monitor.reference import build_eval_reference
+
+        es = read_evalset(file, cfg.url_hash_key).only(model_version)
+        model_version = es.model_versions[0]
+        thresholds = _thresholds(thresholds_file)
+        ref = build_eval_reference(
+            es, model_version, cfg, shape_only=shape_only, policy=policy, thresholds=thresholds
+        )
+        name = name or f"eval-{model_version}"
+        rows = ref.rows
+        what = (
+            f"{ref.pages:,} evaluated pages of {model_version} "
+            f"({', '.join(f'{k} {v}' for k, v in ref.signals.items())})"
+        )
+    else:
+        from monitor.profile import build_profile
+        from monitor.replay import read_events
+
+        name = name or "default"
+        built = build_profile((line for _, line in read_events(file)), cfg)
+        rows = built.rows
+        what = (
+            f"{built.windows} windows ({built.verdicts:,} verdicts, {built.feedback:,} "
+            f"feedback, {built.rejected:,} skipped)"
+        )
     store = _open_store(cfg)
     try:
-        n = store.save_profile(name, built.rows, time.time())
+        n = store.save_profile(name, rows, time.time())
     finally:
         store.close()
     click.echo(
-        f"profile {name!r}: {n} segment references from {built.windows} windows "
-        f"({built.verdicts:,} verdicts, {built.feedback:,} feedback, {built.rejected:,} skipped) "
-        f"stored in {cfg.store.database} at {_store_label(cfg)}"
+        f"profile {name!r}: {n} references from {what} stored in {cfg.store.database} at "
+        f"{_store_label(cfg)}; start detection from it with detect.profile: {name}"
     )
 
 
-@baseline.command("list")
+@reference.command("list")
 @click.pass_obj
-def baseline_list(obj: _Ctx) -> None:
+def reference_list(obj: _Ctx) -> None:
     """Stored reference profiles (newest build of each)."""
     cfg = obj.config
     store = _open_store(cfg)
@@ -624,6 +743,9 @@ def baseline_list(obj: _Ctx) -> None:
     for name, built, n in profiles:
         when = datetime.fromtimestamp(built, UTC).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{name}\t{n} segments\tbuilt {when} UTC")
+
+
+cli.add_command(reference, "baseline")  # the name before evaluation sets could be profiles
 
 
 # --------------------------------------------------------------------------------------
@@ -681,6 +803,30 @@ def _lifecycle_backtest(seeds, workers, as_json, out, quiet) -> None:
 
 
 # --------------------------------------------------------------------------------------
+@cli.group()
+def report() -> None:
+    """Reports built from the store's rollups."""
+
+
+@report.command("weekly")
+@click.option("--week", default=None, help="ISO week, e.g. 2026-W48 [default: the newest].")
+@click.option("--out", "out_dir", default="reports", show_default=True, help="Directory.")
+@click.option("--eval", "eval_file", default=None, help="Evaluation set for the offline card.")
+@click.pass_obj
+def report_weekly(obj: _Ctx, week, out_dir, eval_file) -> None:
+    """The weekly drift report: HTML with plots, an evidently report, a one-page summary."""
+    if eval_file is not None and not Path(eval_file).exists():
+        raise InputError(f"--eval {eval_file}: no such file")
+    with _open_store(obj.config) as store:
+        rep = _weekly(store, week, Path(out_dir) / (week or ""), eval_file)
+    lights = " ".join(f"{c}:{col}" for c, col in rep.lights.items())
+    click.echo(
+        f"{rep.data['week']}: {rep.data['requests']:,} verdicts, {rep.data['alerts']} "
+        f"alert(s); CIPA {lights}"
+    )
+    click.echo(f"{rep.html}\n{rep.summary}")
+
+
 def _thresholds(path: str | None) -> dict[str, float] | None:
     """Per-category decision thresholds from a YAML/JSON mapping, checked."""
     if path is None:
@@ -699,8 +845,8 @@ def _thresholds(path: str | None) -> dict[str, float] | None:
     for k, v in data.items():
         if k not in CATEGORY_NAMES:
             raise ConfigError(f"--thresholds {path}: unknown category {k!r}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-            raise ConfigError(f"--thresholds {path}: {k} must be a number in [0, 1]")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise ConfigError(f"--thresholds {path}: {k} must be a number in (0, 1]")
         out[k] = float(v)
     return out
 
@@ -710,8 +856,17 @@ def _thresholds(path: str | None) -> dict[str, float] | None:
 @click.option("--thresholds", "thresholds_file", default=None, help="YAML/JSON: category -> t.")
 @click.option("--out", "out_dir", default="model-card", show_default=True, help="Directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--model-version", default=None, help="Only this version's rows.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Add production precision/recall of the same version from feedback-labelled "
+    "outcomes in the store, bias-corrected, beside the offline numbers.",
+)
 @click.pass_obj
-def model_card(obj: _Ctx, eval_file, thresholds_file, out_dir, as_json) -> None:
+def model_card(
+    obj: _Ctx, eval_file, thresholds_file, out_dir, as_json, model_version, online
+) -> None:
     """Per-category precision/recall/F1, confusion and PR curves of an evaluation set."""
     from monitor.evalset import read_evalset
     from monitor.modelcard import compute_metrics
@@ -719,16 +874,33 @@ def model_card(obj: _Ctx, eval_file, thresholds_file, out_dir, as_json) -> None:
 
     thresholds = _thresholds(thresholds_file)
     es = read_evalset(eval_file, obj.config.url_hash_key)
+    if model_version is not None or online:
+        es = es.only(model_version)
     m = compute_metrics(es, thresholds)
-    md, page = write_model_card(es, m, Path(out_dir), thresholds)
+    prod, version = None, es.model_versions[0]
+    if online:
+        from monitor.online_metrics import online_metrics
+
+        with _open_store(obj.config) as store:
+            prod = online_metrics(store, version, m.categories)
+    md, page = write_model_card(es, m, Path(out_dir), thresholds, prod, version)
     if as_json:
-        click.echo(json.dumps(m.to_json()))
+        out = m.to_json()
+        if prod is not None:
+            out["online"] = {
+                "model_version": version,
+                "categories": {c: e.to_json() for c, e in prod.items()},
+            }
+        click.echo(json.dumps(out))
         return
     a = m.averages
     click.echo(
         f"{len(es.rows):,} pages, {len(m.categories)} categories: micro F1 "
         f"{a['micro']['f1']:.3f}, macro F1 {a['macro']['f1']:.3f}"
     )
+    if prod is not None:
+        labelled = sum(e.labelled for e in prod.values())
+        click.echo(f"online ({version}): {labelled:,} labelled category outcomes in the store")
     click.echo(f"{md}\n{page}")
 
 
@@ -736,11 +908,18 @@ def model_card(obj: _Ctx, eval_file, thresholds_file, out_dir, as_json) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help=".jsonl[.gz]")
 @click.option("--rows", type=click.IntRange(min=10), default=4000, show_default=True)
 @click.option("--seed", type=int, default=11, show_default=True)
-def eval_sample(out, rows, seed) -> None:
+@click.option(
+    "--safe-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Share of safe, allowed pages eligible (1.0: a plain random sample of traffic).",
+)
+def eval_sample(out, rows, seed, safe_fraction) -> None:
     """Write a simulator-drawn evaluation set (synthetic labels, marked as such)."""
     from monitor.evalsample import write_sample_evalset
 
-    n = write_sample_evalset(out, rows, seed)
+    n = write_sample_evalset(out, rows, seed, safe_fraction)
     click.echo(f"{n} rows -> {out}")
 
 

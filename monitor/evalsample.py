@@ -1,10 +1,10 @@
 """A small, real-looking evaluation set drawn from the simulator (labelled as such).
 
 The simulator knows each page's true categories, so its verdicts are an evaluation set
-with perfect labels: every labelled or predicted page of a short run, plus a tenth of
-the safe-and-allowed ones, up to ``rows``. URLs keep their (synthetic) query strings so
-the reader's scrubbing is exercised. ``label_source`` says ``simulator``: these are not
-human labels and the data card says so.
+with perfect labels: pages drawn evenly from three simulated minutes, every labelled or
+predicted page eligible and a tenth of the safe-and-allowed ones. URLs keep their
+(synthetic) query strings so the reader's scrubbing is exercised. ``label_source`` says
+``simulator``: these are not human labels and the data card says so.
 """
 
 from __future__ import annotations
@@ -20,31 +20,40 @@ from monitor.simulator import SimConfig, Simulator
 __all__ = ["write_sample_evalset"]
 
 
-def write_sample_evalset(path: str | Path, rows: int = 4000, seed: int = 11) -> int:
-    sim = Simulator(SimConfig(scenario="none", rate=2000, duration_s=120, onset_s=120, seed=seed))
+def write_sample_evalset(
+    path: str | Path, rows: int = 4000, seed: int = 11, safe_fraction: float = 0.1
+) -> int:
+    """Write ``rows`` pages drawn evenly over three simulated minutes.
+
+    ``safe_fraction`` of the safe-and-allowed pages are eligible (0.1: an enriched set,
+    as offline evaluation sets usually are; 1.0: a plain random sample of traffic, whose
+    rates can serve as a detection reference).
+    """
+    sim = Simulator(SimConfig(scenario="none", rate=500, duration_s=180, onset_s=180, seed=seed))
     sim.emit_truth = True
     rng = np.random.default_rng(seed)
-    out = []
+    eligible = []
     for ev in sim.events():
         if ev.get("schema", "").startswith("feedback") or "_true" not in ev:
             continue
         interesting = ev["_true"] or ev["categories"]
-        if not interesting and rng.random() > 0.1:
+        if not interesting and rng.random() >= safe_fraction:
             continue
-        out.append(
-            {
-                "id": ev["request_id"],
-                "url": ev["url"],
-                "true_categories": ev["_true"],
-                "scores": ev["scores"],
-                "model_version": ev["model_version"],
-                "tenant_id": ev["tenant_id"],
-                "ts": ev["ts"],
-                "label_source": "simulator (synthetic ground truth)",
-            }
-        )
-        if len(out) >= rows:
-            break
+        eligible.append(ev)
+    keep = np.sort(rng.choice(len(eligible), size=min(rows, len(eligible)), replace=False))
+    out = [
+        {
+            "id": ev["request_id"],
+            "url": ev["url"],
+            "true_categories": ev["_true"],
+            "scores": ev["scores"],
+            "model_version": ev["model_version"],
+            "tenant_id": ev["tenant_id"],
+            "ts": ev["ts"],
+            "label_source": "simulator (synthetic ground truth)",
+        }
+        for ev in (eligible[i] for i in keep)
+    ]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if path.name.endswith(".gz") else open

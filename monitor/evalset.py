@@ -36,7 +36,7 @@ from monitor.errors import FilterwatchError
 from monitor.scrub import scrub_url
 from monitor.taxonomy import CATEGORIES, CATEGORY_NAMES
 
-__all__ = ["EvalRow", "EvalSet", "EvalSetError", "read_evalset"]
+__all__ = ["EvalRow", "EvalSet", "EvalSetError", "looks_like_evalset", "read_evalset"]
 
 _REQUIRED = ("id", "url", "true_categories", "model_version")
 _MAX_PROBLEMS = 20
@@ -72,6 +72,23 @@ class EvalSet:
     @property
     def model_versions(self) -> list[str]:
         return sorted({r.model_version for r in self.rows})
+
+    def only(self, model_version: str | None) -> EvalSet:
+        """The rows of one model version; None: the file's only version (or an error)."""
+        versions = self.model_versions
+        if model_version is None:
+            if len(versions) > 1:
+                raise EvalSetError(
+                    f"{self.path} holds model versions {', '.join(versions)}; "
+                    "pick one with --model-version"
+                )
+            return self
+        if model_version not in versions:
+            raise EvalSetError(
+                f"{self.path} has no rows of model version {model_version!r}; it has "
+                f"{', '.join(versions)}"
+            )
+        return EvalSet(self.path, [r for r in self.rows if r.model_version == model_version])
 
 
 def _records(path: Path):
@@ -161,6 +178,23 @@ def _ts(value) -> float | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
     except ValueError:
         raise ValueError(f"ts {value!r} is neither epoch seconds nor ISO 8601") from None
+
+
+def looks_like_evalset(path: str | Path) -> bool:
+    """True for CSV/Parquet, and for JSON Lines whose first row is a labelled page (not an
+    event): how ``filterwatch replay`` tells an evaluation set from an event capture."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".csv", ".parquet")):
+        return True
+    if not name.endswith((".jsonl", ".jsonl.gz", ".ndjson")) or not path.is_file():
+        return False
+    try:
+        for _line, rec in _records(path):
+            return isinstance(rec, dict) and "true_categories" in rec and "schema" not in rec
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    return False
 
 
 def read_evalset(path: str | Path, hash_key: bytes | None = None) -> EvalSet:

@@ -18,7 +18,7 @@ from monitor.evalset import EvalSet
 from monitor.modelcard import SAFE, ModelCardMetrics, label_matrices
 from monitor.taxonomy import category
 
-__all__ = ["pr_curve", "write_model_card"]
+__all__ = ["ONLINE_NOTE", "online_table", "pr_curve", "write_model_card"]
 
 
 def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +81,48 @@ def _data_card(evalset: EvalSet) -> list[tuple[str, str]]:
     ]
 
 
+ONLINE_NOTE = (
+    "Online numbers come from production verdicts of this model version labelled by "
+    "feedback. Disputes (unblocks, reports) land on verdicts that look wrong, so metrics "
+    'over every labelled verdict ("naive") are biased towards errors. The estimate '
+    "counts the disputed verdicts and estimates the undisputed ones from analysts' random "
+    "audits (stratified by predicted / not predicted); the interval is 95% (Clopper-Pearson, both "
+    "strata at their ends). It assumes audits are random among undisputed verdicts. "
+    '"at most" holds with no audit at all: the disputes alone cap precision and recall.'
+)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def online_table(m: ModelCardMetrics, online: dict) -> list[list[str]]:
+    """Offline card beside the online estimate, per category of the card."""
+    rows = [["category", "offline P", "online P [95%]", "naive P", "P at most", "offline R",
+             "online R [95%]", "naive R", "R at most", "audits", "disputes"]]  # fmt: skip
+    for j, c in enumerate(m.categories):
+        e = online.get(c)
+        if e is None:
+            continue
+        k = e.counts
+        rows.append([
+            c, f"{m.precision[j]:.3f}",
+            f"{_pct(e.precision.value)} [{e.precision.low:.3f}, {e.precision.high:.3f}]",
+            f"{e.naive_precision:.3f}", f"{e.bounds_precision[1]:.3f}", f"{m.recall[j]:.3f}",
+            f"{_pct(e.recall.value)} [{e.recall.low:.3f}, {e.recall.high:.3f}]",
+            f"{e.naive_recall:.3f}", f"{e.bounds_recall[1]:.3f}",
+            f"{k.audit_pred + k.audit_unpred:,}", f"{k.disputed_pred + k.disputed_unpred:,}",
+        ])  # fmt: skip
+    return rows
+
+
 def write_model_card(
-    evalset: EvalSet, m: ModelCardMetrics, out_dir: Path, thresholds=None
+    evalset: EvalSet,
+    m: ModelCardMetrics,
+    out_dir: Path,
+    thresholds=None,
+    online: dict | None = None,
+    online_version: str = "",
 ) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "pr_curves.png"
@@ -118,10 +158,17 @@ def write_model_card(
         ("CIPA always-block categories: false-negative rate", cipa),
         ("Cross-category confusion (pages)", cross),
     ]
+    notes = {}
+    if online is not None:
+        title = f"Offline vs online (production, model version {online_version})"
+        sections.append((title, online_table(m, online)))
+        notes[title] = ONLINE_NOTE
     md = ["# Model card", ""]
     for title, rows in sections:
         md += [f"## {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
         md += ["| " + " | ".join(r) + " |" for r in rows[1:]] + [""]
+        if title in notes:
+            md += [notes[title], ""]
     md += ["## Precision-recall curves", "", "Dot: the operating point of the threshold.", "",
            f"![precision-recall curves]({png.name})", ""]  # fmt: skip
     md_path = out_dir / "model_card.md"
@@ -137,6 +184,8 @@ def write_model_card(
         for r in rows[1:]:
             h.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in r) + "</tr>")
         h.append("</table>")
+        if title in notes:
+            h.append(f"<p>{html.escape(notes[title])}</p>")
     h += [f"<h2>Precision-recall curves</h2><img src='{png.name}' alt='PR curves'>",
           "</body></html>"]  # fmt: skip
     html_path = out_dir / "model_card.html"

@@ -220,11 +220,14 @@ class Pipeline:
     def _flush_feedback(self) -> None:
         if not self._feedback:
             return
+        self._flush_verdicts()  # feedback late-joins to verdicts in the store
         b = self._feedback
         tok = dedup_token(
             self.origin, "feedback", b[0].feedback.feedback_id, b[-1].feedback.feedback_id, len(b)
         )
-        self.store.insert_feedback(b, tok, self.origin, self._feedback_pos)
+        self.summary.feedback_unjoined -= self.store.insert_feedback(
+            b, tok, self.origin, self._feedback_pos
+        )
         self._feedback, self._feedback_pos = [], []
 
     def _flush_dead(self) -> None:

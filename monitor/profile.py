@@ -85,6 +85,6 @@ def load_profile_rows(store: Store, name: str) -> list[dict]:
     if not rows:
         raise ConfigError(
             f"reference profile {name!r} is not in the store; build it with "
-            f"'filterwatch baseline build FILE --profile {name}' or unset detect.profile"
+            f"'filterwatch reference build FILE --profile {name}' or unset detect.profile"
         )
     return rows

@@ -33,6 +33,10 @@ TTL ingested_at + INTERVAL {raw_full_hours} HOUR DELETE WHERE keep = 0,
     ingested_at + INTERVAL {raw_days} DAY DELETE
 SETTINGS non_replicated_deduplication_window = 10000;
 
+-- Late joins look verdicts up by request id (analyst audits of pages the stream's join
+-- cache did not keep); the bloom filter skips granules without the id.
+ALTER TABLE {db}.verdicts ADD INDEX IF NOT EXISTS request_id_bf request_id TYPE bloom_filter(0.01) GRANULARITY 4;
+
 -- Per-minute traffic rollup: requests, blocks and latency quantile states.
 CREATE TABLE IF NOT EXISTS {db}.traffic_1m
 (
@@ -95,6 +99,33 @@ SELECT
 FROM {db}.verdicts
 ARRAY JOIN mapKeys(scores) AS cat
 GROUP BY minute, tenant_id, model_version, category;
+
+-- Per-minute score histogram per category and model version (20 bins over [0, 1]): what the
+-- weekly report's score-distribution plots and any distribution query read, so they
+-- never scan raw verdicts.
+CREATE TABLE IF NOT EXISTS {db}.score_hist_1m
+(
+    minute        DateTime('UTC'),
+    model_version LowCardinality(String),
+    category      LowCardinality(String),
+    bin           UInt8,
+    pages         SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, category, model_version, bin)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.score_hist_1m_mv TO {db}.score_hist_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    model_version,
+    cat AS category,
+    toUInt8(least(19, floor(scores[cat] * 20))) AS bin,
+    count() AS pages
+FROM {db}.verdicts
+ARRAY JOIN mapKeys(scores) AS cat
+GROUP BY minute, model_version, category, bin;
 
 -- Feedback joined to its verdict: the labeled outcomes. All of it is kept.
 CREATE TABLE IF NOT EXISTS {db}.feedback

@@ -25,7 +25,7 @@ import numpy as np
 
 from monitor.events import FEEDBACK_SCHEMA, VERDICT_SCHEMA
 from monitor.scenarios import get_scenario
-from monitor.taxonomy import CATEGORIES, SeverityClass, category
+from monitor.taxonomy import CATEGORIES, POLICIES, category
 
 __all__ = ["DEFAULT_RATE", "SimConfig", "Simulator", "Truth"]
 
@@ -97,14 +97,6 @@ _SECONDARY: dict[str, str] = {
     "dating": "chat",
 }
 
-_CIPA = tuple(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
-_DISTRICT_STANDARD = ("dating", "chat")
-_DISTRICT_STRICT = ("dating", "chat", "social_media", "games", "streaming_video")
-POLICIES: dict[str, frozenset[str]] = {
-    "cipa-only": frozenset(_CIPA),
-    "standard": frozenset(_CIPA + _DISTRICT_STANDARD),
-    "strict": frozenset(_CIPA + _DISTRICT_STRICT),
-}
 _POLICY_SHARE = {"cipa-only": 0.2, "standard": 0.4, "strict": 0.4}
 
 _STEMS: dict[str, tuple[str, ...]] = {
@@ -158,6 +150,9 @@ class SimConfig:
     world_seed: int | None = None
     # The incident ends (a rollback, a fix) this many seconds from ``start``; None: never.
     recover_s: float | None = None
+    # Share of verdicts an analyst audits at random (confirm or relabel): the unbiased
+    # label sample that corrects online precision/recall for dispute-driven labels.
+    audit_rate: float = 0.0005
 
     def __post_init__(self) -> None:
         from monitor.errors import ConfigError
@@ -175,6 +170,8 @@ class SimConfig:
             raise ConfigError("--recover must lie after --onset and within the duration")
         if self.magnitude <= 0:
             raise ConfigError("--magnitude must be > 0")
+        if not 0 <= self.audit_rate < 0.5:
+            raise ConfigError("audit_rate must lie in [0, 0.5)")
 
 
 @dataclass
@@ -546,7 +543,7 @@ class Simulator:
                 if p < p_report:
                     action = "report"
                     actor = "teacher" if actor_draw[i] < 0.7 else "admin"
-            if action is None and p > 0.9995:
+            if action is None and p > 1.0 - self.cfg.audit_rate:
                 action = "confirm" if set(true_cats) == set(predicted) else "relabel"
                 actor = "analyst"
                 fb_cats = true_cats

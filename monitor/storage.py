@@ -230,7 +230,11 @@ class Store:
         token: str | None,
         origin: str = "",
         offsets: Sequence[int] | None = None,
-    ) -> None:
+    ) -> int:
+        """Insert joined feedback, late-joining what the stream missed; returns how many
+        rows the late join found a verdict for."""
+        before = sum(j.found for j in joined)
+        joined = self.late_join(joined)
         cols: list[list] = [[] for _ in FEEDBACK_COLUMNS]
         offs = offsets if offsets is not None else [0] * len(joined)
         for j, off in zip(joined, offs, strict=True):
@@ -257,6 +261,51 @@ class Store:
             for c, x in zip(cols, row, strict=True):
                 c.append(x)
         self.insert("feedback", cols, FEEDBACK_COLUMNS, token)
+        return sum(j.found for j in joined) - before  # late-joined here
+
+    def late_join(self, joined: Sequence[JoinedFeedback]) -> list[JoinedFeedback]:
+        """Join feedback the in-memory cache missed to its verdict in the store.
+
+        The stream's cache holds only verdicts that can draw over/under-blocking evidence
+        (blocks, risky allows) for minutes; an analyst's audit of a safe page, hours later,
+        misses it. Those labels are what corrects online precision/recall for the bias of
+        dispute-driven labels, so they are looked up here (bloom-filter index on
+        ``request_id``, bounded to the raw retention in which every verdict is kept).
+        Only the verdict's fields are filled in: attribution, and so every rate signal and
+        rollup, stays what the stream decided.
+        """
+        missing = [j for j in joined if not j.found and j.feedback.request_id]
+        if not missing:
+            return list(joined)
+        horizon = self.config.raw_full_retention_hours * 3600
+        lo = min(j.feedback.ts for j in missing) - horizon
+        hi = max(j.feedback.ts for j in missing) + 3600
+        found = {}
+        for rid, ts, mv, domain, url, decision, cats in self.rows(
+            f"SELECT request_id, toFloat64(ts), model_version, domain, url, toString(decision), "
+            f"categories FROM {self.db}.verdicts WHERE request_id IN {{ids:Array(String)}} "
+            f"AND ts >= fromUnixTimestamp64Milli({{lo:Int64}}) "
+            f"AND ts <= fromUnixTimestamp64Milli({{hi:Int64}})",
+            {
+                "ids": sorted({j.feedback.request_id for j in missing}),
+                "lo": int(lo * 1000),
+                "hi": int(hi * 1000),
+            },
+        ):
+            found[rid] = (ts, mv, domain, url, decision, tuple(cats))
+        out = []
+        for j in joined:
+            hit = None if j.found else found.get(j.feedback.request_id or "")
+            if hit is None:
+                out.append(j)
+                continue
+            ts, mv, domain, url, decision, predicted = hit
+            out.append(
+                JoinedFeedback(
+                    j.feedback, True, ts, mv, domain, url, decision, predicted, j.attributed
+                )
+            )
+        return out
 
     def insert_dead_letters(self, rows: Iterable[tuple], token: str | None) -> None:
         cols: list[list] = [[] for _ in DEAD_LETTER_COLUMNS]

@@ -14,6 +14,7 @@ from enum import StrEnum
 __all__ = [
     "CATEGORIES",
     "CATEGORY_NAMES",
+    "POLICIES",
     "Category",
     "SeverityClass",
     "is_known_category",
@@ -77,3 +78,17 @@ def severity_class(name: str) -> SeverityClass:
 
 def category(name: str) -> Category:
     return _BY_NAME[name]
+
+
+_CIPA = tuple(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
+_DISTRICT_STANDARD = ("dating", "chat")
+_DISTRICT_STRICT = ("dating", "chat", "social_media", "games", "streaming_video")
+
+# Tenant policies: which predicted categories a district blocks. CIPA categories are in
+# every policy; district-configurable ones vary. The simulator draws tenants' policies
+# from these, and an evaluation replay turns predictions into decisions with one.
+POLICIES: dict[str, frozenset[str]] = {
+    "cipa-only": frozenset(_CIPA),
+    "standard": frozenset(_CIPA + _DISTRICT_STANDARD),
+    "strict": frozenset(_CIPA + _DISTRICT_STRICT),
+}

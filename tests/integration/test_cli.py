@@ -263,3 +263,44 @@ def test_model_card_on_the_shipped_sample(tmp_path):
     err = fw("model-card", str(bad), "--out", str(tmp_path / "c2"), check=False)
     assert err.returncode == 2 and "row 1: unknown category 'pron'" in err.stderr
     assert "Traceback" not in err.stderr
+
+
+def test_eval_set_replay_reference_and_online_card(tmp_path):
+    """The evaluation workflow as a user runs it: replay the set, store a reference built
+    from it, and put production numbers of the same version beside the offline card."""
+    sample = Path(__file__).parents[2] / "docs" / "sample" / "eval_sample.jsonl.gz"
+    store = str(tmp_path / "store")
+    p = fw("--store", store, "replay", str(sample), "--json", "--quiet")
+    out = json.loads(p.stdout)
+    assert out["expected"]["verdicts"] == out["summary"]["verdicts"] == 4000
+    assert out["summary"]["feedback"] == out["expected"]["labels"] == 4000
+    counted = fw("--store", store, "sql", "SELECT count() AS n FROM filterwatch.feedback "
+                 "WHERE joined = 1", "--format", "json")  # fmt: skip
+    assert json.loads(counted.stdout)["n"] == 4000
+
+    ref = fw("--store", store, "reference", "build", str(sample), "--model-version", "2026.11.2")
+    assert "profile 'eval-2026.11.2'" in ref.stdout and "detect.profile" in ref.stdout
+    assert "eval-2026.11.2" in fw("--store", store, "reference", "list").stdout
+    many = fw("--store", store, "reference", "build", str(sample), check=False)
+    assert "pick one with --model-version" in one_line_error(many)
+
+    card = fw("--store", store, "model-card", str(sample), "--model-version", "2026.11.2",
+              "--online", "--out", str(tmp_path / "card"), "--json")  # fmt: skip
+    data = json.loads(card.stdout)
+    online = data["online"]["categories"]
+    for name, offline in data["categories"].items():
+        assert online[name]["precision"]["value"] == pytest.approx(offline["precision"])
+        assert online[name]["recall"]["value"] == pytest.approx(offline["recall"])
+    md = (tmp_path / "card" / "model_card.md").read_text()
+    assert "Offline vs online (production, model version 2026.11.2)" in md
+    assert "naive" in md and "audits" in md
+
+    old = tmp_path / "old.jsonl"
+    old.write_text('{"id": "a", "url": "https://x.org/?s=1", "true_categories": [], '
+                   '"model_version": "v", "ts": 1000000000}\n')  # fmt: skip
+    err = fw("--store", store, "replay", str(old), "--quiet", check=False)
+    assert "--retime" in one_line_error(err)
+    ok = fw("--store", store, "replay", str(old), "--quiet", "--retime", "--json")
+    assert json.loads(ok.stdout)["expected"]["verdicts"] == 1
+    bad = fw("--store", store, "replay", str(sample), "--policy", "lax", check=False)
+    assert "cipa-only, standard, strict" in one_line_error(bad)

@@ -54,7 +54,7 @@ def test_profile_is_stored_and_loaded_newest_first(store, profile_rows):
 def test_unknown_profile_is_a_one_line_config_error(store):
     cfg = Config(store=store.config)
     cfg = replace(cfg, detect=replace(cfg.detect, profile="missing"))
-    with pytest.raises(ConfigError, match="filterwatch baseline build"):
+    with pytest.raises(ConfigError, match="filterwatch reference build"):
         Pipeline(cfg, store)
 
 

@@ -213,3 +213,37 @@ def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
         assert h["fw-source-topic"].decode() == topic
         assert int(h["fw-source-offset"]) >= 0
     assert totals(w)["verdicts"] == sum(1 for e in good if e["schema"] == "verdict/1")
+
+
+def test_eval_set_replayed_into_kafka_lands_exactly(kafka_env):
+    """``replay EVAL_FILE --to-kafka``: every page and label reaches the worker's store."""
+    from pathlib import Path
+
+    from monitor.evalreplay import EvalReplay
+    from monitor.evalset import read_evalset
+
+    sample = Path(__file__).resolve().parents[2] / "docs" / "sample" / "eval_sample.jsonl.gz"
+    expected = EvalReplay(read_evalset(sample)).expected
+    subprocess.run(
+        [*FW, "--config", str(kafka_env.producer_config()), "replay", str(sample),
+         "--to-kafka", "--rate", "4000", "--quiet"],
+        check=True, env=_env(), capture_output=True, timeout=300,
+    )  # fmt: skip
+    w = kafka_env.worker("a").start()
+    n = expected["verdicts"] + expected["labels"]
+    w.wait(lambda h: h["verdicts"] + h["feedback"] >= n, what="all pages and labels ingested")
+    settled(w)
+    w.stop()
+    got = totals(w)
+    assert got["rollup_requests"] == got["verdicts"] == expected["verdicts"]
+    assert got["feedback"] == expected["labels"]
+    (row,) = w.sql(
+        "SELECT sum(blocked) AS blocked, (SELECT count() FROM filterwatch.dead_letters) AS dead "
+        "FROM filterwatch.traffic_1m"
+    )
+    assert int(row["blocked"]) == expected["blocked"] and int(row["dead"]) == 0
+    predicted = w.sql(
+        "SELECT category, sum(predicted) AS n FROM filterwatch.category_1m GROUP BY category "
+        "HAVING n > 0"
+    )
+    assert {r["category"]: int(r["n"]) for r in predicted} == expected["predicted"]
