@@ -595,6 +595,25 @@ class DetectorBank:
     def segment_count(self) -> int:
         return len(self._slots)
 
+    def category_states(self) -> dict[str, dict]:
+        """Per category (``*``: latency): segments, how many are warmed up, and the
+        closest any rate detector is to firing (CUSUM statistic / threshold; 1 fires).
+        What the status page shows on-call between alerts."""
+        out: dict[str, dict] = {}
+        for (signal, cat, _mv, tenant, _change), slot in self._slots.items():
+            if tenant != ALL:
+                continue
+            st = out.setdefault(cat, {"segments": 0, "warmed_up": 0, "pressure": 0.0,
+                                      "closest": ""})  # fmt: skip
+            det = slot.detector
+            st["segments"] += 1
+            st["warmed_up"] += bool(det.warmed_up)
+            if isinstance(det, RateCUSUM) and det.threshold > 0:
+                ratio = det.statistic / det.threshold
+                if ratio > st["pressure"]:
+                    st["pressure"], st["closest"] = round(ratio, 3), f"{signal} {_change}"
+        return out
+
     def segment_counts(self) -> Counter:
         """Segments per signal family (what false-alarm rates are normalised by)."""
         out: Counter = Counter()

@@ -803,6 +803,73 @@ def _lifecycle_backtest(seeds, workers, as_json, out, quiet) -> None:
 
 
 # --------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--serve", is_flag=True, help="Serve the live page instead of printing once.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
+@click.pass_obj
+def status(obj: _Ctx, serve, port, host, as_json) -> None:
+    """Firing alerts, detector states per category, recent drift events, ingest rate."""
+    from dashboards.status import status_snapshot
+
+    with _open_store(obj.config) as store:
+        if serve:
+            _serve_status(store, host, port)
+            return
+        snap = status_snapshot(store)
+    if as_json:
+        click.echo(json.dumps(snap))
+        return
+    rate = snap["ingest_per_s"]
+    shown = "-" if rate is None else f"{rate:,.0f}/s"
+    click.echo(f"newest data {snap['newest_data']}; ingest {shown}; {len(snap['firing'])} firing")
+    for a in snap["firing"]:
+        click.echo(f"  FIRING {a['since']} {a['severity']} {a['category']} {a['direction']}")
+    for c in snap["categories"]:
+        if c["state"] != "ok":
+            click.echo(f"  {c['category']}: {c['state']}")
+
+
+def _serve_status(store, host: str, port: int) -> None:
+    """One thread (chDB's client is not shared across threads), a snapshot per request."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from dashboards.status import refresh_from_query, render_status_html, status_snapshot
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            if path in ("/", "/status"):
+                page = render_status_html(status_snapshot(store), refresh_from_query(query))
+                body, kind = page.encode(), "text/html"
+            elif path == "/status.json":
+                body, kind = json.dumps(status_snapshot(store)).encode(), "application/json"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", f"{kind}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # request lines would carry nothing useful
+            pass
+
+    try:
+        server = HTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise InputError(f"--port {port}: cannot listen on {host} ({exc.strerror})") from None
+    click.echo(f"serving http://{host}:{server.server_address[1]}/status (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @cli.group()
 def report() -> None:
     """Reports built from the store's rollups."""

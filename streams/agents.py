@@ -221,6 +221,28 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     async def _metrics(web, request):
         return web.text(metrics.render(), content_type="text/plain; version=0.0.4")
 
+    def _status() -> dict:
+        from dashboards.status import status_snapshot
+
+        states: dict[str, dict] = {}
+        for det in live.values():
+            states.update(det.bank.category_states())
+        counts = ("verdicts", "feedback", "rejected", "windows")
+        return status_snapshot(
+            store, states, {"lag": metrics.lag, **{c: metrics.c[c] for c in counts}}
+        )
+
+    @app.page("/status")
+    async def _status_page(web, request):
+        from dashboards.status import refresh_from_query, render_status_html
+
+        refresh = refresh_from_query(request.query_string)
+        return web.html(render_status_html(_status(), refresh))
+
+    @app.page("/status.json")
+    async def _status_json(web, request):
+        return web.json(_status())
+
     @app.page("/health")
     async def _health(web, request):
         counts = ("verdicts", "feedback", "rejected", "skipped", "restored", "windows")

@@ -6,13 +6,16 @@ store); totals across workers are the sum of their stores.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import urllib.request
 
 import orjson
 import pytest
 
 from monitor.simulator import SimConfig, Simulator
+from tests.browser import dom
 from tests.integration.receiver import Receiver
 from tests.streaming.workers import FW, _env
 
@@ -65,6 +68,15 @@ def test_incident_end_to_end_alert_delivered(kafka_env):
             what="an alert sent",
         )
         settled(w)
+        # the worker's live status page: the incident firing, the banks' own state
+        base = f"http://127.0.0.1:{w.port}"
+        status = json.loads(urllib.request.urlopen(f"{base}/status.json", timeout=10).read())
+        assert status["source"] == "worker" and "lag" in status["ingest"]
+        assert any(a["category"] == "self_harm" for a in status["firing"])
+        cats = {c["category"]: c for c in status["categories"]}
+        assert cats["self_harm"]["state"] == "firing" and cats["self_harm"]["segments"] > 0
+        html = dom(f"{base}/status?refresh=0")
+        assert "closest to firing" in html and '<td class="firing">firing</td>' in html
         w.stop()
     got = totals(w)
     assert got["rollup_requests"] == got["verdicts"] == truth["counts"]["verdicts"]
