@@ -117,6 +117,9 @@ class Store:
     def init_schema(self) -> int:
         """Create database, tables and views if missing; returns statements run."""
         ddl = resources.files("monitor").joinpath("schema.sql").read_text(encoding="utf-8")
+        # the analysts' views over those tables live with the dashboards that read them
+        views = resources.files("dashboards").joinpath("sql/views.sql")
+        ddl += "\n" + views.read_text(encoding="utf-8")
         c = self.config
         ddl = ddl.format(
             db=self.db,
