@@ -118,8 +118,10 @@ def _figures(d: WeekData, rates: pd.DataFrame, quality: dict) -> list[tuple[str,
     # 1. score distributions, top categories by pages, this period vs reference
     if len(d.scores_now):
         top = d.scores_now.groupby("category")["pages"].sum().sort_values(ascending=False)
-        cats = list(top.index[:8])
-        fig = make_subplots(rows=2, cols=4, subplot_titles=cats)
+        # the CIPA categories first (where a shift is a safety question), then the busiest
+        cats = [c for c in CIPA if c in top.index] + [c for c in top.index if c not in CIPA]
+        cats = cats[:12]
+        fig = make_subplots(rows=-(-len(cats) // 4), cols=4, subplot_titles=cats)
         for i, c in enumerate(cats):
             for df, name, colour in (
                 (d.scores_now, "this period", "#1f4e79"),
@@ -139,7 +141,7 @@ def _figures(d: WeekData, rates: pd.DataFrame, quality: dict) -> list[tuple[str,
                     row=i // 4 + 1,
                     col=i % 4 + 1,
                 )
-        fig.update_layout(barmode="group", height=520, margin={"t": 40})
+        fig.update_layout(barmode="group", height=260 * -(-len(cats) // 4), margin={"t": 40})
         figs.append(
             (
                 "Score distribution per category",
