@@ -96,9 +96,11 @@ def status_snapshot(
             state = "drifting"
         row = {"category": c, "state": state, "last_drift": _iso(last_drift.get(c))}
         if live is not None:
+            # each worker owns some categories' banks (agg partitions); the rest live on
+            # another worker, whose own page shows them
             info = live.get(c)
             if info is None:
-                row["state"] = "no traffic" if state == "ok" else state
+                row["state"] = "not on this worker" if state == "ok" else state
             else:
                 if info["warmed_up"] < info["segments"] and state == "ok":
                     row["state"] = "warming up"

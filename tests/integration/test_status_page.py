@@ -32,7 +32,7 @@ def test_snapshot_from_store_and_live_banks(store):
     adult = {"segments": 6, "warmed_up": 2, "pressure": 0.4, "closest": "block_rate up"}
     live = status_snapshot(store, live={"adult": adult})
     lc = {c["category"]: c for c in live["categories"]}
-    assert lc["adult"]["state"] == "warming up" and lc["violence"]["state"] == "no traffic"
+    assert lc["adult"]["state"] == "warming up" and lc["violence"]["state"] == "not on this worker"
     assert lc["self_harm"]["state"] == "firing"
     assert bank.category_states() == {}  # no window seen: no segment yet
     page = render_status_html(live)
