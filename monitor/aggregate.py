@@ -15,8 +15,12 @@ visible even when each category's share is stable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from monitor.columnar import VerdictColumns
 from monitor.events import Verdict
 
 __all__ = ["HIST_BINS", "WindowAggregate", "WindowAggregator"]
@@ -24,6 +28,8 @@ __all__ = ["HIST_BINS", "WindowAggregate", "WindowAggregator"]
 HIST_BINS = 10
 _CELL_LEN = 4 + HIST_BINS  # predicted, blocked, unblocks, reports, hist...
 _ALL = "*"
+_COLUMNAR_MIN = 64  # below this a batch is cheaper event by event
+_NO_WINDOW = -(1 << 62)
 
 
 @dataclass(slots=True)
@@ -188,6 +194,41 @@ class WindowAggregator:
                 if blocked:
                     cell[1] += 1
         return closed
+
+    def add_verdicts(self, verdicts: Sequence[Verdict]) -> list[WindowAggregate]:
+        """:meth:`add_verdict` of each, in order, counted column-wise (same result).
+
+        Lateness is decided per event as the sequential path would: an event is late
+        when its window closed before it arrived, i.e. when it lies ``lateness`` windows
+        behind the running maximum of the window indices seen before it.
+        """
+        n = len(verdicts)
+        if n < _COLUMNAR_MIN:
+            closed: list[WindowAggregate] = []
+            for v in verdicts:
+                closed += self.add_verdict(v)
+            return closed
+        cols = VerdictColumns(verdicts, HIST_BINS)
+        idx = cols.window_index(self.window_s)
+        start = self._watermark if self._watermark is not None else _NO_WINDOW
+        running = np.maximum(np.maximum.accumulate(idx), start)
+        closed_after = np.maximum(running - self.lateness - 1, self._closed_upto)
+        closed_before = np.empty_like(closed_after)
+        closed_before[0] = self._closed_upto
+        closed_before[1:] = closed_after[:-1]
+        on_time = idx > closed_before
+        self.late_events += int(n - on_time.sum())
+        ws = self.window_s
+        for w in np.unique(idx[on_time]).tolist():
+            agg = self._open.get(w)
+            if agg is None:
+                agg = self._open[w] = WindowAggregate(w, w * ws, (w + 1) * ws)
+            cols.add_into(agg, on_time & (idx == w))
+        top = int(running[-1])
+        if self._watermark is None or top > self._watermark:
+            self._watermark = top
+            return self._close_before(top - self.lateness)
+        return []
 
     def add_feedback(
         self,

@@ -62,6 +62,16 @@ class VerdictCache:
         bucket[v.request_id] = (v.ts, v.model_version, v.domain, v.url, v.decision, v.categories)
         self.size += 1
 
+    def add_many(self, verdicts: list[Verdict]) -> None:
+        """:meth:`add` for each, skipping the safe allows (most traffic) in one pass."""
+        ms = self.min_score
+        blockable = _BLOCKABLE
+        for v in verdicts:
+            if v.decision == "block" or (
+                v.scores and any(s >= ms and c in blockable for c, s in v.scores.items())
+            ):
+                self.add(v)
+
     def _find(self, b: int) -> dict | None:
         for idx, d in reversed(self._buckets):
             if idx == b:

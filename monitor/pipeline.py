@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from alerts.dispatch import AlertDispatcher
 from alerts.model import Alert
 from alerts.notify import Notifier
-from alerts.rules import AlertRules
 from detectors.bank import DetectorBank
 from detectors.drift_event import DriftEvent
-from monitor.aggregate import WindowAggregate, WindowAggregator
 from monitor.config import Config
-from monitor.events import Feedback, Verdict
-from monitor.join import JoinedFeedback, VerdictCache
+from monitor.core import CoreBatch, DetectionCore
+from monitor.events import Verdict
+from monitor.join import JoinedFeedback
 from monitor.storage import Store, dead_letter_row, dedup_token, drift_event_row
-from monitor.validation import Rejection, Validator
+from monitor.validation import Rejection
 
 __all__ = ["Pipeline", "RunSummary"]
 
@@ -85,7 +84,13 @@ class RunSummary:
 
 
 class Pipeline:
-    """Feed raw events (dicts, JSON bytes or str) with :meth:`process`; call :meth:`finish`."""
+    """Feed raw events (dicts, JSON bytes or str) with :meth:`process` or
+    :meth:`process_batch`; call :meth:`finish` at the end of input.
+
+    :meth:`process` buffers up to ``_BATCH`` events and runs them through the
+    :class:`DetectionCore` together (the fast path needs batches); :meth:`flush` and
+    :meth:`finish` drain the buffer, so nothing waits past the end of input.
+    """
 
     def __init__(
         self,
@@ -100,21 +105,19 @@ class Pipeline:
         self.config = config
         self.store = store
         self.origin = origin
-        ing = config.ingest
-        self.validator = Validator.from_config(config)
-        self.aggregator = WindowAggregator(config.detect.window_s, ing.lateness_windows)
-        self.cache = VerdictCache(ing.join_horizon_s)
         if bank is None:
             bank = DetectorBank(config.detect)
             if config.detect.profile:
                 from monitor.profile import load_profile_rows
 
                 bank.load_references(load_profile_rows(store, config.detect.profile))
+        self.core = DetectionCore(config, bank)
         self.bank = bank
-        self.rules = AlertRules(config.alerts)
         self.dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
         self.on_alert = on_alert
         self.summary = RunSummary()
+        self._pending: list = []
+        self._pending_pos: list[int] = []
         self._verdicts: list[Verdict] = []
         self._verdict_pos: list[int] = []
         self._feedback: list[JoinedFeedback] = []
@@ -124,50 +127,71 @@ class Pipeline:
         self._t0 = time.perf_counter()
         self._batch_rows = config.store.batch_rows
 
-    # -- per event ------------------------------------------------------------------------
+    # -- input ------------------------------------------------------------------------------
     def process(self, raw: bytes | str | dict, position: int | None = None) -> None:
         pos = self._position if position is None else position
         self._position = pos + 1
+        self._pending.append(raw)
+        self._pending_pos.append(pos)
+        if len(self._pending) >= _BATCH:
+            self._drain()
+
+    def process_batch(
+        self, raws: Sequence[bytes | str | dict], positions: Sequence[int] | None = None
+    ) -> None:
+        """Run a batch (positions: where each came from; default: a running count)."""
+        self._drain()
+        if positions is None:
+            positions = range(self._position, self._position + len(raws))
+        if len(raws):
+            self._position = positions[-1] + 1
+        self._run(raws, positions)
+
+    def run(self, events: Iterable, progress: Callable[[int], None] | None = None) -> RunSummary:
+        batch: list = []
+        for raw in events:
+            batch.append(raw)
+            if len(batch) == _BATCH:
+                self.process_batch(batch)
+                if progress is not None:
+                    progress(len(batch))
+                batch = []
+        self.process_batch(batch)
+        if progress is not None and batch:
+            progress(len(batch))
+        return self.finish()
+
+    def _drain(self) -> None:
+        if self._pending:
+            raws, pos = self._pending, self._pending_pos
+            self._pending, self._pending_pos = [], []
+            self._run(raws, pos)
+
+    def _run(self, raws: Sequence, positions: Sequence[int]) -> None:
+        out = self.core.process(raws)
         s = self.summary
-        s.events += 1
-        ev = self.validator.validate(raw)
-        if isinstance(ev, Verdict):
-            s.verdicts += 1
-            self._verdicts.append(ev)
-            self._verdict_pos.append(pos)
-            self.cache.add(ev)
-            closed = self.aggregator.add_verdict(ev)
-            if len(self._verdicts) >= self._batch_rows:
-                self._flush_verdicts()
-        elif isinstance(ev, Feedback):
-            s.feedback += 1
-            j = self.cache.join(ev)
+        s.events += len(raws)
+        s.verdicts += len(out.verdicts)
+        s.feedback += len(out.feedback)
+        if out.verdicts:
+            self._verdicts += out.verdicts
+            self._verdict_pos += [positions[i] for i in out.verdict_index]
+        for j, i in zip(out.feedback, out.feedback_index, strict=True):
             if not j.found:
                 s.feedback_unjoined += 1
             self._feedback.append(j)
-            self._feedback_pos.append(pos)
-            closed = self.aggregator.add_feedback(
-                ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id
-            )
-            if len(self._feedback) >= self._batch_rows:
-                self._flush_feedback()
-        else:
-            self._reject(ev, raw, pos)
-            return
-        if s.first_ts is None:
-            s.first_ts = ev.ts
-        s.last_ts = ev.ts if s.last_ts is None else max(s.last_ts, ev.ts)
-        if closed:
-            self._detect(closed)
-
-    def run(self, events: Iterable, progress: Callable[[int], None] | None = None) -> RunSummary:
-        for i, raw in enumerate(events):
-            self.process(raw)
-            if progress is not None and (i & 8191) == 8191:
-                progress(8192)
-        if progress is not None:
-            progress(self.summary.events & 8191)
-        return self.finish()
+            self._feedback_pos.append(positions[i])
+        for i, rej in out.rejected:
+            self._reject(rej, raws[i], positions[i])
+        if out.first_ts is not None:
+            if s.first_ts is None:
+                s.first_ts = out.first_ts
+            s.last_ts = out.last_ts if s.last_ts is None else max(s.last_ts, out.last_ts)
+        self._after_windows(out)
+        if len(self._verdicts) >= self._batch_rows:
+            self._flush_verdicts()
+        if len(self._feedback) >= self._batch_rows:
+            self._flush_feedback()
 
     def _reject(self, rej: Rejection, raw, pos: int) -> None:
         s = self.summary
@@ -177,16 +201,14 @@ class Pipeline:
         if len(self._dead) >= 10_000:
             self._flush_dead()
 
-    # -- detection ------------------------------------------------------------------------
-    def _detect(self, closed: list[WindowAggregate]) -> None:
-        for agg in closed:
+    # -- detection results ------------------------------------------------------------------
+    def _after_windows(self, out: CoreBatch) -> None:
+        for res in out.windows:
             self.summary.windows += 1
-            events = self.bank.update(agg)
-            if events:
-                self._record_drift(events)
-            incidents = self.rules.observe(events, agg.end, self.bank.take_recoveries())
-            self._fire(incidents)
-            self._notify(agg.end)
+            if res.drift:
+                self._record_drift(res.drift)
+            self._fire(res.incidents)
+            self._notify(res.window.end)
 
     def _fire(self, incidents) -> None:
         if not incidents:
@@ -239,21 +261,24 @@ class Pipeline:
         self._dead = []
 
     def flush(self) -> None:
+        self._drain()
         self._flush_verdicts()
         self._flush_feedback()
         self._flush_dead()
 
     def finish(self) -> RunSummary:
         """End of input: close all windows, run detection on them, flush everything."""
-        closed = self.aggregator.flush()
-        if closed:
-            self._detect(closed)
+        self._drain()
+        self._after_windows(self.core.finish())
         last = self.summary.last_ts or 0.0
-        self._fire(self.rules.flush(last))
+        self._fire(self.core.flush_rules(last))
         self._notify(last, final=True)
         self.flush()
         s = self.summary
-        s.late_events = self.aggregator.late_events
+        s.late_events = self.core.aggregator.late_events
         s.segments = self.bank.segment_count
         s.elapsed_s = time.perf_counter() - self._t0
         return s
+
+
+_BATCH = 4096  # events the core takes at once: large enough to amortise, small for latency

@@ -23,6 +23,8 @@ _EMAIL = re.compile(r"[^/@\s]+@[^/@\s]+")
 _LONG_DIGITS = re.compile(r"\d{6,}")
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]{24,}$")
 _MAX_URL = 2048
+_CLEAN_MAX = 1 << 16
+_clean: set[str] = set()  # URLs whose scrubbed form is themselves
 _SUSPICIOUS = re.compile(r"@|\d{6}|[A-Za-z0-9_\-]{24}")
 
 # For free text (dead-letter excerpts, error details): remove anything after '?' or '#'
@@ -43,11 +45,26 @@ def _scrub_segment(segment: str) -> str:
 def scrub_url(url: str, hash_key: bytes | None = None) -> str:
     """Return ``url`` with userinfo, query string and fragment removed and ids redacted.
 
+    URLs already clean (nothing to drop or redact) are remembered in a bounded set, so
+    a popular page costs one set look-up; only such URLs are kept, never one that
+    carried a query, a fragment, userinfo or an identifier.
+
     >>> scrub_url("https://User:pw@Search.Example.com/q/jane.doe@school.org?q=help#top")
     'https://search.example.com/q/{redacted}'
     >>> scrub_url("https://example.com/a?x=1", hash_key=b"k").startswith("https://example.com/a?_qh=")
     True
     """
+    if url in _clean:
+        return url
+    scrubbed = _scrub_url(url, hash_key)
+    if scrubbed == url:
+        if len(_clean) >= _CLEAN_MAX:
+            _clean.clear()
+        _clean.add(url)
+    return scrubbed
+
+
+def _scrub_url(url: str, hash_key: bytes | None) -> str:
     s = url.strip()
     cut = len(s)
     q = s.find("?")
