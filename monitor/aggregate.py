@@ -23,12 +23,12 @@ import numpy as np
 from monitor.columnar import VerdictColumns
 from monitor.events import Verdict
 
-__all__ = ["HIST_BINS", "WindowAggregate", "WindowAggregator"]
+__all__ = ["COLUMNAR_MIN", "HIST_BINS", "WindowAggregate", "WindowAggregator"]
 
 HIST_BINS = 10
 _CELL_LEN = 4 + HIST_BINS  # predicted, blocked, unblocks, reports, hist...
 _ALL = "*"
-_COLUMNAR_MIN = 64  # below this a batch is cheaper event by event
+COLUMNAR_MIN = 64  # below this a batch is cheaper event by event
 _NO_WINDOW = -(1 << 62)
 
 
@@ -195,7 +195,9 @@ class WindowAggregator:
                     cell[1] += 1
         return closed
 
-    def add_verdicts(self, verdicts: Sequence[Verdict]) -> list[WindowAggregate]:
+    def add_verdicts(
+        self, verdicts: Sequence[Verdict], cols: VerdictColumns | None = None
+    ) -> list[WindowAggregate]:
         """:meth:`add_verdict` of each, in order, counted column-wise (same result).
 
         Lateness is decided per event as the sequential path would: an event is late
@@ -203,12 +205,13 @@ class WindowAggregator:
         behind the running maximum of the window indices seen before it.
         """
         n = len(verdicts)
-        if n < _COLUMNAR_MIN:
+        if cols is None and n < COLUMNAR_MIN:
             closed: list[WindowAggregate] = []
             for v in verdicts:
                 closed += self.add_verdict(v)
             return closed
-        cols = VerdictColumns(verdicts, HIST_BINS)
+        if cols is None:
+            cols = VerdictColumns(verdicts, HIST_BINS)
         idx = cols.window_index(self.window_s)
         start = self._watermark if self._watermark is not None else _NO_WINDOW
         running = np.maximum(np.maximum.accumulate(idx), start)

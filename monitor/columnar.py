@@ -85,10 +85,17 @@ class VerdictColumns:
             map(_CAT_CODE.__getitem__, chain.from_iterable(scores)), np.int64, m
         )
         values = np.fromiter(chain.from_iterable(map(dict.values, scores)), np.float64, m)
+        self.score_values = values
         self.score_bin = np.minimum((values * hist_bins).astype(np.int64), hist_bins - 1)
         # A scored category counts as predicted once, however often it is listed.
         pred_keys = np.unique(self.pred_event * _NCAT + self.pred_cat)
         self.score_pred = np.isin(self.score_event * _NCAT + self.score_cat, pred_keys)
+
+    def any_score(self, min_score: float, categories: frozenset[str]) -> np.ndarray:
+        """Per verdict: does it score at least ``min_score`` in one of ``categories``?"""
+        wanted = np.array([c in categories for c in _CATS])
+        hit = (self.score_values >= min_score) & wanted[self.score_cat]
+        return np.bincount(self.score_event[hit], minlength=self.n) > 0
 
     def window_index(self, window_s: float) -> np.ndarray:
         return np.floor_divide(self.ts, window_s).astype(np.int64)
@@ -134,17 +141,19 @@ class VerdictColumns:
     def _tenants(self, agg, sel: np.ndarray) -> None:
         codes = self.tenant_codes[sel]
         k = len(self.tenants)
-        req = np.bincount(codes, minlength=k)
-        blk = np.bincount(codes, weights=self.blocked[sel], minlength=k)
-        names = self.tenants
+        req = np.bincount(codes, minlength=k).tolist()
+        blk = np.bincount(codes, weights=self.blocked[sel], minlength=k).astype(np.int64).tolist()
+        names = self.tenants.tolist()
         tenants = agg.tenants
+        get = tenants.get
         for c in _first_seen(codes).tolist():
             t = names[c]
-            row = tenants.get(t)
+            row = get(t)
             if row is None:
-                row = tenants[t] = [0, 0]
-            row[0] += int(req[c])
-            row[1] += int(blk[c])
+                tenants[t] = [req[c], blk[c]]
+            else:
+                row[0] += req[c]
+                row[1] += blk[c]
         # blocks per (tenant, predicted category) of blocked verdicts
         ev = self.pred_event
         keep = sel[ev] & self.blocked[ev]
@@ -153,12 +162,15 @@ class VerdictColumns:
         keys = self.tenant_codes[ev[keep]] * _NCAT + self.pred_cat[keep]
         uniq, counts = _count_first_seen(keys)
         tcells = agg.tenant_cells
+        tget = tcells.get
+        cats = _CATS
         for key, n in zip(uniq.tolist(), counts.tolist(), strict=True):
-            tk = (names[key // _NCAT], _CATS[key % _NCAT])
-            tc = tcells.get(tk)
+            tk = (names[key // _NCAT], cats[key % _NCAT])
+            tc = tget(tk)
             if tc is None:
-                tc = tcells[tk] = [0, 0, 0]
-            tc[0] += n
+                tcells[tk] = [n, 0, 0]
+            else:
+                tc[0] += n
 
     def _cells(self, agg, sel: np.ndarray) -> None:
         ev = self.score_event

@@ -23,10 +23,11 @@ from alerts.model import Incident
 from alerts.rules import AlertRules
 from detectors.bank import DetectorBank
 from detectors.drift_event import DriftEvent
-from monitor.aggregate import WindowAggregate, WindowAggregator
+from monitor.aggregate import COLUMNAR_MIN, HIST_BINS, WindowAggregate, WindowAggregator
+from monitor.columnar import VerdictColumns
 from monitor.config import Config
 from monitor.events import Feedback, Verdict
-from monitor.join import JoinedFeedback, VerdictCache
+from monitor.join import BLOCKABLE, JoinedFeedback, VerdictCache
 from monitor.validation import Rejection, Validator
 
 __all__ = ["CoreBatch", "DetectionCore", "WindowResult"]
@@ -105,12 +106,21 @@ class DetectionCore:
         run = results[a:b]
         out.verdicts += run
         out.verdict_index += range(a, b)
-        self.cache.add_many(run)
         if out.first_ts is None:
             out.first_ts = run[0].ts
-        top = max(map(_ts, run))
+        if len(run) < COLUMNAR_MIN:
+            self.cache.add_many(run)
+            top = max(map(_ts, run))
+            closed = self.aggregator.add_verdicts(run)
+        else:
+            cols = VerdictColumns(run, HIST_BINS)
+            cache = self.cache
+            wanted = cols.blocked | cols.any_score(cache.min_score, BLOCKABLE)
+            cache.add_many(run, wanted.tolist())
+            top = float(cols.ts.max())
+            closed = self.aggregator.add_verdicts(run, cols)
         out.last_ts = top if out.last_ts is None else max(out.last_ts, top)
-        self._detect(self.aggregator.add_verdicts(run), out)
+        self._detect(closed, out)
 
     def _feedback(self, ev: Feedback, i: int, out: CoreBatch) -> None:
         j = self.cache.join(ev)

@@ -20,12 +20,11 @@ verdicts as messages went in (a message holding two objects fails the line decod
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate
 from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
 
 from monitor.events import Verdict
 from monitor.scrub import domain_of, scrub_url
@@ -95,13 +94,13 @@ def pick_candidates(raws: Sequence[object], max_bytes: int) -> tuple[list[int], 
     if buf is not None and buf.count(b"\n") == n - 1 and max(map(len, raws)) <= max_bytes:
         if _FEEDBACK_TAG not in buf:
             return list(range(n)), buf
-        ends = list(accumulate(len(r) + 1 for r in raws))  # type: ignore[arg-type]
+        ends = np.cumsum(np.fromiter(map(len, raws), np.int64, n) + 1)  # type: ignore[arg-type]
         skip = set()
         at = buf.find(_FEEDBACK_TAG)
         while at != -1:
-            i = bisect_right(ends, at)
+            i = int(np.searchsorted(ends, at, side="right"))
             skip.add(i)
-            at = buf.find(_FEEDBACK_TAG, ends[i])
+            at = buf.find(_FEEDBACK_TAG, int(ends[i]))
         picked = [i for i in range(n) if i not in skip]
     else:
         picked = [i for i, r in enumerate(raws) if is_verdict_candidate(r, max_bytes)]
@@ -171,7 +170,11 @@ def accept_verdicts(
         cats = f.categories
         if cats:
             scores = f.scores
-            if any(c not in scores for c in cats):
+            if len(cats) == 1:
+                if cats[0] not in scores:
+                    append(None)
+                    continue
+            elif any(c not in scores for c in cats):
                 append(None)
                 continue
         domain = f.domain

@@ -10,14 +10,16 @@ under-blocks). Entries expire by event time, so memory is bounded by rate x hori
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 from monitor.events import Feedback, Verdict
 from monitor.taxonomy import CATEGORIES, SeverityClass
 
-__all__ = ["JoinedFeedback", "VerdictCache", "attribute"]
+__all__ = ["BLOCKABLE", "JoinedFeedback", "VerdictCache", "attribute"]
 
-_BLOCKABLE = frozenset(
+BLOCKABLE = frozenset(
     c.name for c in CATEGORIES if c.severity_class is not SeverityClass.OFTEN_OVERBLOCKED
 )
 _BUCKET_S = 10.0
@@ -50,7 +52,7 @@ class VerdictCache:
     def add(self, v: Verdict) -> None:
         if v.decision != "block":
             ms = self.min_score
-            if not any(s >= ms and c in _BLOCKABLE for c, s in v.scores.items()):
+            if not any(s >= ms and c in BLOCKABLE for c, s in v.scores.items()):
                 return
         b = int(v.ts // _BUCKET_S)
         if not self._buckets or self._buckets[-1][0] < b:
@@ -62,15 +64,25 @@ class VerdictCache:
         bucket[v.request_id] = (v.ts, v.model_version, v.domain, v.url, v.decision, v.categories)
         self.size += 1
 
-    def add_many(self, verdicts: list[Verdict]) -> None:
-        """:meth:`add` for each, skipping the safe allows (most traffic) in one pass."""
-        ms = self.min_score
-        blockable = _BLOCKABLE
-        for v in verdicts:
-            if v.decision == "block" or (
-                v.scores and any(s >= ms and c in blockable for c, s in v.scores.items())
-            ):
+    def add_many(self, verdicts: Sequence[Verdict], wanted: Sequence[bool] | None = None) -> None:
+        """:meth:`add` for each, in order. ``wanted`` (if known, e.g. computed column-wise
+        by :meth:`monitor.columnar.VerdictColumns.any_score`) marks the verdicts worth
+        remembering; the rest (safe allows, most traffic) are skipped without a look."""
+        if wanted is None:
+            for v in verdicts:
                 self.add(v)
+            return
+        cur_b, cur = None, None
+        for v in compress(verdicts, wanted):
+            b = int(v.ts // _BUCKET_S)
+            if b == cur_b:
+                cur[v.request_id] = (v.ts, v.model_version, v.domain, v.url, v.decision,
+                                     v.categories)  # fmt: skip
+                self.size += 1
+                continue
+            self.add(v)
+            last_b, last = self._buckets[-1]
+            cur_b, cur = (last_b, last) if last_b == b else (None, None)
 
     def _find(self, b: int) -> dict | None:
         for idx, d in reversed(self._buckets):
