@@ -37,14 +37,14 @@ def status_snapshot(
     """Everything the page shows, as JSON-able data."""
     db = store.db
     now = time.time() if now is None else now
-    newest = store.scalar(f"SELECT toUnixTimestamp(max(minute)) FROM {db}.traffic_1m") or None
+    newest = store.scalar(f"SELECT toUnixTimestamp(max(minute)) FROM {db}.traffic_fleet_1m") or None
     per_minute = []
     if newest:
         per_minute = [
             {"minute": _iso(m), "requests": int(r), "blocked": int(b)}
             for m, r, b in store.rows(
                 f"SELECT toUnixTimestamp(minute) AS m, sum(requests), sum(blocked) "
-                f"FROM {db}.traffic_1m WHERE minute > toDateTime({{n:UInt32}}) - INTERVAL 15 "
+                f"FROM {db}.traffic_fleet_1m WHERE minute > toDateTime({{n:UInt32}}) - INTERVAL 15 "
                 f"MINUTE GROUP BY m ORDER BY m",
                 {"n": int(newest)},
             )

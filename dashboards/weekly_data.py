@@ -52,7 +52,7 @@ def _week_bounds(label: str) -> tuple[float, float]:
 def resolve_week(store: Store, label: str | None) -> Period:
     """The ISO week ``label`` (default: the week of the newest data), cut to its data."""
     db = store.db
-    newest = store.scalar(f"SELECT toUnixTimestamp(max(minute)) FROM {db}.traffic_1m")
+    newest = store.scalar(f"SELECT toUnixTimestamp(max(minute)) FROM {db}.traffic_fleet_1m")
     if not newest:
         raise InputError(f"the store ({db}) holds no traffic yet; run the demo or a replay first")
     if label is None:
@@ -61,7 +61,7 @@ def resolve_week(store: Store, label: str | None) -> Period:
     start, end = _week_bounds(label)
     lo, hi = store.rows(
         f"SELECT toUnixTimestamp(min(minute)), toUnixTimestamp(max(minute)) "
-        f"FROM {db}.traffic_1m WHERE minute >= toDateTime({{s:UInt32}}) "
+        f"FROM {db}.traffic_fleet_1m WHERE minute >= toDateTime({{s:UInt32}}) "
         f"AND minute < toDateTime({{e:UInt32}})",
         {"s": int(start), "e": int(end)},
     )[0]
@@ -102,7 +102,7 @@ def reference_window(store: Store, p: Period) -> tuple[float, float, str]:
     """The previous week when it has traffic; else the first fifth of this period's data."""
     db = store.db
     prev = store.scalar(
-        f"SELECT count() FROM {db}.traffic_1m WHERE minute >= toDateTime({{s:UInt32}}) "
+        f"SELECT count() FROM {db}.traffic_fleet_1m WHERE minute >= toDateTime({{s:UInt32}}) "
         f"AND minute < toDateTime({{e:UInt32}})",
         {"s": int(p.start - 7 * 86400), "e": int(p.start)},
     )
@@ -110,7 +110,7 @@ def reference_window(store: Store, p: Period) -> tuple[float, float, str]:
         return p.start - 7 * 86400, p.start, "the previous week"
     lo, hi = store.rows(
         f"SELECT toUnixTimestamp(min(minute)), toUnixTimestamp(max(minute)) + 60 "
-        f"FROM {db}.traffic_1m WHERE minute >= toDateTime({{s:UInt32}}) "
+        f"FROM {db}.traffic_fleet_1m WHERE minute >= toDateTime({{s:UInt32}}) "
         f"AND minute < toDateTime({{e:UInt32}})",
         {"s": int(p.start), "e": int(p.end)},
     )[0]
@@ -127,7 +127,7 @@ def fetch_week(store: Store, p: Period) -> WeekData:
         store,
         f"SELECT {bucket} AS b, sum(requests), sum(blocked), "
         f"quantilesMerge(0.5, 0.95, 0.99)(latency_q) AS q, sum(latency_sum) "
-        f"FROM {db}.traffic_1m WHERE {rng} GROUP BY b ORDER BY b",
+        f"FROM {db}.traffic_fleet_1m WHERE {rng} GROUP BY b ORDER BY b",
         prm,
         ["bucket", "requests", "blocked", "q", "latency_sum"],
     )
@@ -136,7 +136,7 @@ def fetch_week(store: Store, p: Period) -> WeekData:
     cats = _df(
         store,
         f"SELECT {bucket} AS b, category, sum(predicted), sum(blocked) "
-        f"FROM {db}.category_1m WHERE {rng} GROUP BY b, category ORDER BY b",
+        f"FROM {db}.category_fleet_1m WHERE {rng} GROUP BY b, category ORDER BY b",
         prm,
         ["bucket", "category", "predicted", "blocked"],
     )
@@ -189,14 +189,14 @@ def fetch_week(store: Store, p: Period) -> WeekData:
     under = _df(store, dom_sql, {**prm, "acts": ["report", "block"]}, dcols)
     versions = _df(
         store,
-        f"SELECT model_version, sum(requests) AS n FROM {db}.traffic_1m WHERE {rng} "
+        f"SELECT model_version, sum(requests) AS n FROM {db}.traffic_fleet_1m WHERE {rng} "
         f"GROUP BY model_version ORDER BY n DESC",
         prm,
         ["model_version", "requests"],
     )
     mix_sql = (
-        f"SELECT category, sum(predicted) / t, sum(blocked) / t FROM {db}.category_1m "
-        f"CROSS JOIN (SELECT sum(requests) AS t FROM {db}.traffic_1m WHERE {rng}) AS tot "
+        f"SELECT category, sum(predicted) / t, sum(blocked) / t FROM {db}.category_fleet_1m "
+        f"CROSS JOIN (SELECT sum(requests) AS t FROM {db}.traffic_fleet_1m WHERE {rng}) AS tot "
         f"WHERE {rng} GROUP BY category, t"
     )
     now = store.rows(mix_sql, prm)

@@ -197,6 +197,13 @@ def _sim_config(scenario, rate, duration, onset, seed, tenants, magnitude, *, d_
     default=None,
     help="With --to-kafka: limit to N events per second of wall time.",
 )
+@click.option(
+    "--lines-per-message",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --to-kafka: up to N events per Kafka message as JSON lines (framed).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def simulate(
@@ -211,6 +218,7 @@ def simulate(
     out,
     to_kafka,
     send_rate,
+    lines_per_message,
     quiet,
 ) -> None:
     """Write a simulated verdict + feedback stream with a known incident."""
@@ -237,7 +245,7 @@ def simulate(
 
             cfg = obj.config
             create_topics(cfg.kafka)
-            n = produce(cfg.kafka, gen(), rate=send_rate)
+            n = produce(cfg.kafka, gen(), rate=send_rate, lines_per_message=lines_per_message)
             where = f"Kafka {cfg.kafka.bootstrap}"
         else:
             n = write_events(out, gen())
@@ -289,11 +297,18 @@ def _open_store(cfg: Config, fresh: bool = False):
 @click.option("--label-fraction", type=float, default=1.0, show_default=True,
               help="Evaluation sets: share of rows whose analyst label is replayed.")  # fmt: skip
 @click.option("--retime", is_flag=True, help="Evaluation sets: restamp rows ending now.")
+@click.option(
+    "--lines-per-message",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --to-kafka: up to N events per Kafka message as JSON lines (framed).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def replay(
     obj: _Ctx, file, notify, as_json, to_kafka, rate, policy, thresholds_file, label_fraction,
-    retime, quiet,
+    retime, lines_per_message, quiet,
 ) -> None:  # fmt: skip
     """Run the pipeline over FILE: a JSON Lines capture of events, or an offline evaluation
     set (JSONL/CSV/Parquet of labelled pages), replayed as verdicts plus analyst labels."""
@@ -317,7 +332,8 @@ def replay(
 
         create_topics(cfg.kafka)
         with _progress(total, "producing", not quiet) as advance:
-            n = produce(cfg.kafka, (ev for _, ev in events), rate=rate, progress=advance)
+            n = produce(cfg.kafka, (ev for _, ev in events), rate=rate, progress=advance,
+                        lines_per_message=lines_per_message)  # fmt: skip
         click.echo(f"sent {n} events to Kafka {cfg.kafka.bootstrap}")
         return
     store = _open_store(cfg)

@@ -14,6 +14,7 @@ a *partial* keyed by category; stage 2 (:mod:`monitor.detect`) merges them per w
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -35,10 +36,21 @@ LATENCY_KEY = "*"
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One Kafka message, or one line of a framed one (``framed``: JSON lines inside)."""
+
     topic: str
     partition: int
     offset: int
     value: bytes | None
+    framed: bool = False
+    line: int = 0
+
+    def lines(self) -> list[Message]:
+        """A framed message as one message per line (at the same offset); else itself."""
+        if not self.framed or self.value is None:
+            return [self]
+        t, p, o = self.topic, self.partition, self.offset
+        return [Message(t, p, o, v, False, i) for i, v in enumerate(self.value.split(b"\n"))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +64,7 @@ class DeadLetter:
     topic: str
     partition: int
     offset: int
+    line: int = 0
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
@@ -61,6 +74,7 @@ class DeadLetter:
             ("fw-source-topic", self.topic.encode()),
             ("fw-source-partition", str(self.partition).encode()),
             ("fw-source-offset", str(self.offset).encode()),
+            ("fw-source-line", str(self.line).encode()),
         ]
 
 
@@ -72,6 +86,10 @@ class IngestOutput:
     feedback: int = 0
     skipped: int = 0  # redelivered and already stored
     rejected_by_reason: Counter = field(default_factory=Counter)
+
+
+def _position(m: Message) -> tuple[int, int]:
+    return m.offset, m.line
 
 
 class IngestStage:
@@ -91,15 +109,33 @@ class IngestStage:
             m = self._marks[src] = self.store.stored_upto(src)
         return m
 
+    def _verdicts(self, run, msgs, marks, verdicts, v_off, agg, out) -> None:
+        """A run of verdicts (offsets ascending): those at or below the stored mark were
+        stored before a restart; they still feed the join cache, nothing else."""
+        offsets = [m.offset for m in msgs]
+        done = bisect_right(offsets, marks["verdicts"])
+        if done:
+            out.skipped += done
+            self.cache.add_many(run[:done])
+            run, offsets = run[done:], offsets[done:]
+        if not run:
+            return
+        self.cache.add_many(run)
+        verdicts += run
+        v_off += offsets
+        agg.add_verdicts(run)
+
     def process(self, messages: list[Message]) -> IngestOutput:
         """Store, dead-letter and aggregate one batch (any mix of source partitions)."""
         out = IngestOutput()
         by_src: dict[str, list[Message]] = {}
         for m in messages:
-            by_src.setdefault(f"{m.topic}:{m.partition}", []).append(m)
+            by_src.setdefault(f"{m.topic}:{m.partition}", []).extend(m.lines())
         for src, msgs in by_src.items():
-            msgs.sort(key=lambda m: m.offset)
-            unique = [m for i, m in enumerate(msgs) if i == 0 or m.offset != msgs[i - 1].offset]
+            msgs.sort(key=_position)
+            unique = [
+                m for i, m in enumerate(msgs) if i == 0 or _position(m) != _position(msgs[i - 1])
+            ]
             out.skipped += len(msgs) - len(unique)  # one offset delivered twice in a batch
             self._process_source(src, unique, out)
         for k in ("verdicts", "feedback", "skipped"):
@@ -109,24 +145,25 @@ class IngestStage:
 
     def _process_source(self, src: str, msgs: list[Message], out: IngestOutput) -> None:
         marks = self._mark(src)
+        raws = [m.value if m.value is not None else b"" for m in msgs]
+        slow: list[int] = []
+        results = self.validator.validate_many(raws, slow=slow)
         verdicts: list[Verdict] = []
         v_off: list[int] = []
         feedback = []
         f_off: list[int] = []
         dead_rows: list[tuple] = []
         agg = WindowAggregator(self.window_s, lateness=10**9)
-        for m in msgs:
-            raw = m.value if m.value is not None else b""
-            ev = self.validator.validate(raw)
+        start = 0
+        for i in [*slow, len(msgs)]:
+            if i > start:  # a run of fast-path verdicts
+                self._verdicts(results[start:i], msgs[start:i], marks, verdicts, v_off, agg, out)
+            if i == len(msgs):
+                break
+            ev, m = results[i], msgs[i]
+            start = i + 1
             if isinstance(ev, Verdict):
-                if m.offset <= marks["verdicts"]:
-                    out.skipped += 1
-                    self.cache.add(ev)
-                    continue
-                verdicts.append(ev)
-                v_off.append(m.offset)
-                self.cache.add(ev)
-                agg.add_verdict(ev)
+                self._verdicts([ev], [m], marks, verdicts, v_off, agg, out)
             elif isinstance(ev, Feedback):
                 if m.offset <= marks["feedback"]:
                     out.skipped += 1
@@ -141,9 +178,17 @@ class IngestStage:
                     out.skipped += 1
                     continue
                 out.rejected_by_reason[ev.reason] += 1
+                raw = raws[i]
                 out.dead.append(
                     DeadLetter(
-                        raw, ev.reason, ev.field or "", ev.detail, m.topic, m.partition, m.offset
+                        raw,
+                        ev.reason,
+                        ev.field or "",
+                        ev.detail,
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.line,
                     )
                 )
                 dead_rows.append(dead_letter_row(src, m.offset, ev, raw))

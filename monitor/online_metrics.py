@@ -186,7 +186,7 @@ def fetch_counts(
         params["until"] = int(until * 1000)
     requests = int(
         store.scalar(
-            f"SELECT sum(requests) FROM {db}.traffic_1m WHERE model_version = {{mv:String}}"
+            f"SELECT sum(requests) FROM {db}.traffic_fleet_1m WHERE model_version = {{mv:String}}"
             + _time_filter("minute", since, until),
             params,
         )
@@ -194,7 +194,7 @@ def fetch_counts(
     )
     predicted = dict(
         store.rows(
-            f"SELECT category, sum(predicted) FROM {db}.category_1m "
+            f"SELECT category, sum(predicted) FROM {db}.category_fleet_1m "
             f"WHERE model_version = {{mv:String}}"
             + _time_filter("minute", since, until)
             + " GROUP BY category",

@@ -100,6 +100,67 @@ FROM {db}.verdicts
 ARRAY JOIN mapKeys(scores) AS cat
 GROUP BY minute, tenant_id, model_version, category;
 
+-- Fleet-level twins of traffic_1m and category_1m: the same columns without the tenant
+-- dimension, so a week of them is ~10^5 rows instead of ~10^8 at 1,000 districts. The
+-- dashboards, views, reports and example queries read these; the per-tenant tables are
+-- for drilling into one district (bench/clickhouse.py has the latencies of both).
+CREATE TABLE IF NOT EXISTS {db}.traffic_fleet_1m
+(
+    minute        DateTime('UTC'),
+    model_version LowCardinality(String),
+    source        LowCardinality(String),
+    requests      SimpleAggregateFunction(sum, UInt64),
+    blocked       SimpleAggregateFunction(sum, UInt64),
+    latency_sum   SimpleAggregateFunction(sum, Float64),
+    latency_q     AggregateFunction(quantiles(0.5, 0.95, 0.99), Float32)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, model_version, source)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.traffic_fleet_1m_mv TO {db}.traffic_fleet_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    model_version,
+    source,
+    count() AS requests,
+    countIf(decision = 'block') AS blocked,
+    sum(toFloat64(latency_ms)) AS latency_sum,
+    quantilesState(0.5, 0.95, 0.99)(latency_ms) AS latency_q
+FROM {db}.verdicts
+GROUP BY minute, model_version, source;
+
+CREATE TABLE IF NOT EXISTS {db}.category_fleet_1m
+(
+    minute        DateTime('UTC'),
+    model_version LowCardinality(String),
+    category      LowCardinality(String),
+    scored        SimpleAggregateFunction(sum, UInt64),
+    predicted     SimpleAggregateFunction(sum, UInt64),
+    blocked       SimpleAggregateFunction(sum, UInt64),
+    score_sum     SimpleAggregateFunction(sum, Float64),
+    score_q       AggregateFunction(quantiles(0.1, 0.5, 0.9), Float32)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (minute, category, model_version)
+TTL minute + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.category_fleet_1m_mv TO {db}.category_fleet_1m AS
+SELECT
+    toStartOfMinute(ts) AS minute,
+    model_version,
+    cat AS category,
+    count() AS scored,
+    countIf(has(categories, cat)) AS predicted,
+    countIf(has(categories, cat) AND decision = 'block') AS blocked,
+    sum(toFloat64(scores[cat])) AS score_sum,
+    quantilesState(0.1, 0.5, 0.9)(scores[cat]) AS score_q
+FROM {db}.verdicts
+ARRAY JOIN mapKeys(scores) AS cat
+GROUP BY minute, model_version, category;
+
 -- Per-minute score histogram per category and model version (20 bins over [0, 1]): what the
 -- weekly report's score-distribution plots and any distribution query read, so they
 -- never scan raw verdicts.

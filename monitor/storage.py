@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from importlib import resources
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,10 @@ __all__ = ["Store", "dead_letter_row", "dedup_token", "drift_event_row"]
 
 _CIPA = frozenset(c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA)
 _KEEP_CIPA_SCORE = 0.2
+(_rid, _ts, _tenant, _url, _domain, _mv, _scores, _cats, _decision, _policy, _latency,
+ _source) = (attrgetter(f) for f in ("request_id", "ts", "tenant_id", "url", "domain",
+     "model_version", "scores", "categories", "decision", "policy", "latency_ms",
+     "source"))  # fmt: skip
 
 VERDICT_COLUMNS = (
     "request_id", "ts", "tenant_id", "url", "domain", "model_version", "scores",
@@ -130,7 +135,21 @@ class Store:
         statements = [s.strip().rstrip(";") for s in _split_sql(ddl) if s.strip()]
         for stmt in statements:
             self.command(stmt)
+        self._backfill_fleet_rollups()
         return len(statements)
+
+    def _backfill_fleet_rollups(self) -> None:
+        """A store made before the fleet rollups existed gets them from its per-tenant
+        rollups once (views only see new inserts), so its dashboards keep their history."""
+        db = self.db
+        for fleet, source, keys, cols in _FLEET_BACKFILL:
+            if self.scalar(f"SELECT count() FROM {db}.{fleet}") or not self.scalar(
+                f"SELECT count() FROM {db}.{source}"
+            ):
+                continue
+            self.command(
+                f"INSERT INTO {db}.{fleet} SELECT {keys}, {cols} FROM {db}.{source} GROUP BY {keys}"
+            )
 
     # -- low level --------------------------------------------------------------------------
     def command(self, sql: str, parameters: dict | None = None):
@@ -191,31 +210,39 @@ class Store:
         ``origin``/``offsets`` record where each verdict came from (Kafka topic:partition
         and offset, or file and line): the stored data is its own ingest ledger.
         """
+        n = len(verdicts)
         sample = int(self.config.sample_allowed * 1_000_000)
-        cols: list[list] = [[] for _ in VERDICT_COLUMNS]
-        (rid, ts, ten, url, dom, mv, sc, cat, dec, pol, lat, src, keep, origin_c, off_c) = cols
-        origin_c.extend([origin] * len(verdicts))
-        off_c.extend(offsets if offsets is not None else [0] * len(verdicts))
-        for v in verdicts:
-            rid.append(v.request_id)
-            ts.append(int(v.ts * 1000))
-            ten.append(v.tenant_id)
-            url.append(v.url)
-            dom.append(v.domain)
-            mv.append(v.model_version)
-            sc.append(v.scores)
-            cat.append(v.categories)
-            dec.append(v.decision)
-            pol.append(v.policy)
-            lat.append(v.latency_ms)
-            src.append(v.source)
-            kept = v.decision == "block" or any(
-                s >= _KEEP_CIPA_SCORE and c in _CIPA for c, s in v.scores.items()
-            )
-            if not kept and sample:
-                kept = zlib.crc32(v.request_id.encode()) % 1_000_000 < sample
-            keep.append(1 if kept else 0)
-        return cols
+        rid = list(map(_rid, verdicts))
+        scores = list(map(_scores, verdicts))
+        decisions = list(map(_decision, verdicts))
+        kept = [
+            d == "block" or any(s >= _KEEP_CIPA_SCORE and c in _CIPA for c, s in sc.items())
+            if sc
+            else d == "block"
+            for d, sc in zip(decisions, scores, strict=True)
+        ]
+        if sample:
+            kept = [
+                k or zlib.crc32(r.encode()) % 1_000_000 < sample
+                for k, r in zip(kept, rid, strict=True)
+            ]
+        return [
+            rid,
+            [int(t * 1000) for t in map(_ts, verdicts)],
+            list(map(_tenant, verdicts)),
+            list(map(_url, verdicts)),
+            list(map(_domain, verdicts)),
+            list(map(_mv, verdicts)),
+            scores,
+            list(map(_cats, verdicts)),
+            decisions,
+            list(map(_policy, verdicts)),
+            list(map(_latency, verdicts)),
+            list(map(_source, verdicts)),
+            [1 if k else 0 for k in kept],
+            [origin] * n,
+            list(offsets) if offsets is not None else [0] * n,
+        ]
 
     def insert_verdicts(
         self,
@@ -441,6 +468,16 @@ def dead_letter_row(origin: str, position: int, rejection, raw) -> tuple:
         scrub_text(rejection.detail, 300),
         scrub_text(text, 512),
     )
+
+
+_FLEET_BACKFILL = (
+    ("traffic_fleet_1m", "traffic_1m", "minute, model_version, source",
+     "sum(requests), sum(blocked), sum(latency_sum), "
+     "quantilesMergeState(0.5, 0.95, 0.99)(latency_q)"),
+    ("category_fleet_1m", "category_1m", "minute, model_version, category",
+     "sum(scored), sum(predicted), sum(blocked), sum(score_sum), "
+     "quantilesMergeState(0.1, 0.5, 0.9)(score_q)"),
+)  # fmt: skip
 
 
 def _split_sql(text: str) -> list[str]:

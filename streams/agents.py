@@ -29,9 +29,10 @@ from monitor.detect import SegmentDetector
 from monitor.ingest import IngestStage, Message
 from monitor.storage import Store, drift_event_row
 from streams.app import create_app
+from streams.produce import FRAMING_HEADER, LINES
 from streams.topics import AGG, ALERTS, DLQ, DRIFT_EVENTS, FEEDBACK, VERDICTS, topic_names
 
-__all__ = ["Metrics", "build_worker_app"]
+__all__ = ["Metrics", "build_worker_app", "is_framed"]
 
 
 def _load_profile(store: Store, config: Config) -> list[dict] | None:
@@ -98,6 +99,14 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def is_framed(headers) -> bool:
+    """The message carries JSON lines (``fw-framing: lines``, see streams/produce.py)."""
+    if not headers:
+        return False
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(k == FRAMING_HEADER and v == LINES for k, v in items)
+
+
 def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     app = create_app(config)
     k = config.kafka
@@ -128,8 +137,8 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     async def ingest(stream):
         async for events in stream.take_events(k.batch_max, within=k.batch_within_s):
             msgs = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.message.value)
-                for e in events
+                Message(m.topic, m.partition, m.offset, m.value, is_framed(m.headers))
+                for m in (e.message for e in events)
             ]
             out = stage.process(msgs)
             futs = [

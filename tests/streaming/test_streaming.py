@@ -95,7 +95,10 @@ def test_incident_end_to_end_alert_delivered(kafka_env):
 
 
 def test_clean_stream_raises_nothing(kafka_env):
-    truth = kafka_env.simulate("none", rate=800, duration=200, onset=100, seed=8)
+    # framed: 50 events a Kafka message, as a fleet producer sends them at high rates
+    truth = kafka_env.simulate(
+        "none", rate=800, duration=200, onset=100, seed=8, lines_per_message=50
+    )
     w = kafka_env.worker("a").start()
     n = truth["counts"]["verdicts"] + truth["counts"]["feedback"]
     w.wait(lambda h: h["verdicts"] + h["feedback"] >= n, what="all events ingested")
@@ -191,6 +194,16 @@ def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
         )
     for raw in bad.values():
         p.send(topic, key=b"bad", value=raw)
+    # a framed message (JSON lines): two good verdicts around two bad lines
+    extra = [e for e in good if e["schema"] == "verdict/1"][:2]
+    framed_bad = {"bad_json": b"{not json", "missing_field": bad["missing_field"]}
+    frame = [
+        orjson.dumps({**extra[0], "request_id": "framed-1"}),
+        framed_bad["bad_json"],
+        framed_bad["missing_field"],
+        orjson.dumps({**extra[1], "request_id": "framed-2"}),
+    ]
+    p.send(topic, key=b"frame", value=b"\n".join(frame), headers=[("fw-framing", b"lines")])
     for e in good[half:]:
         p.send(
             f"{kafka_env.prefix}{'feedback' if e['schema'].startswith('feedback') else 'verdicts'}",
@@ -201,13 +214,14 @@ def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
     p.close()
     w = kafka_env.worker("a").start()
     w.wait(
-        lambda h: h["verdicts"] + h["feedback"] >= len(good) and h["rejected"] >= len(bad),
+        lambda h: h["verdicts"] + h["feedback"] >= len(good) + 2 and h["rejected"] >= len(bad) + 2,
         what="good events stored and bad ones refused",
     )
     metrics = w.metrics()
     w.stop()
     for reason in bad:
-        assert f'filterwatch_dlq_total{{reason="{reason}"}} 1' in metrics
+        n = 1 + (reason in framed_bad)
+        assert f'filterwatch_dlq_total{{reason="{reason}"}} {n}' in metrics
     c = KafkaConsumer(
         bootstrap_servers=kafka_env.bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000
     )
@@ -216,6 +230,11 @@ def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
     c.seek_to_beginning()
     dead = list(c)
     c.close()
+    lines = [m for m in dead if dict(m.headers)["fw-source-line"] != b"0"]
+    assert sorted((int(dict(m.headers)["fw-source-line"]), m.value) for m in lines) == [
+        (1, framed_bad["bad_json"]), (2, framed_bad["missing_field"])
+    ]  # fmt: skip
+    dead = [m for m in dead if dict(m.headers)["fw-source-line"] == b"0"]
     by_reason = {dict(m.headers)["fw-reason"].decode(): m for m in dead}
     assert set(by_reason) == set(bad)
     for reason, raw in bad.items():
@@ -224,7 +243,9 @@ def test_bad_input_lands_in_dlq_and_good_events_flow(kafka_env):
         h = dict(m.headers)
         assert h["fw-source-topic"].decode() == topic
         assert int(h["fw-source-offset"]) >= 0
-    assert totals(w)["verdicts"] == sum(1 for e in good if e["schema"] == "verdict/1")
+    assert totals(w)["verdicts"] == sum(1 for e in good if e["schema"] == "verdict/1") + 2
+    framed = w.sql("SELECT request_id FROM filterwatch.verdicts WHERE request_id LIKE 'framed-%'")
+    assert sorted(r["request_id"] for r in framed) == ["framed-1", "framed-2"]
 
 
 def test_eval_set_replayed_into_kafka_lands_exactly(kafka_env):

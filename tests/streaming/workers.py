@@ -158,6 +158,7 @@ class KafkaTestEnv:
         onset: float,
         seed: int = 7,
         send_rate: float | None = None,
+        lines_per_message: int = 1,
     ):
         """Produce a simulated stream into the topics; returns its ground truth.
 
@@ -195,6 +196,8 @@ class KafkaTestEnv:
             "replay",
             str(out),
             "--to-kafka",
+            "--lines-per-message",
+            str(lines_per_message),
             "--quiet",
         ]
         if send_rate:
