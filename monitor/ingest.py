@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
 
-from monitor.aggregate import WindowAggregator
+from monitor.aggregate import COLUMNAR_MIN, HIST_BINS, WindowAggregator
+from monitor.columnar import VerdictColumns
 from monitor.config import Config
 from monitor.events import Feedback, Verdict
-from monitor.join import VerdictCache
+from monitor.join import BLOCKABLE, VerdictCache
 from monitor.scrub import scrub_text
 from monitor.storage import Store, dead_letter_row, dedup_token
 from monitor.taxonomy import CATEGORY_NAMES
@@ -102,6 +104,7 @@ class IngestStage:
         self.window_s = config.detect.window_s
         self._marks: dict[str, dict[str, int]] = {}  # source -> table -> stored offset
         self.totals = Counter()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-insert")
 
     def _mark(self, src: str) -> dict[str, int]:
         m = self._marks.get(src)
@@ -109,21 +112,22 @@ class IngestStage:
             m = self._marks[src] = self.store.stored_upto(src)
         return m
 
-    def _verdicts(self, run, msgs, marks, verdicts, v_off, agg, out) -> None:
-        """A run of verdicts (offsets ascending): those at or below the stored mark were
-        stored before a restart; they still feed the join cache, nothing else."""
-        offsets = [m.offset for m in msgs]
-        done = bisect_right(offsets, marks["verdicts"])
-        if done:
-            out.skipped += done
-            self.cache.add_many(run[:done])
-            run, offsets = run[done:], offsets[done:]
-        if not run:
+    def _cache_and_count(self, run, msgs, mark_v: int, agg, out: IngestOutput) -> None:
+        """A run of verdicts: all feed the join cache, the new ones the aggregate."""
+        stored = bisect_right([m.offset for m in msgs], mark_v)  # offsets ascend
+        out.skipped += stored
+        if len(run) < COLUMNAR_MIN:
+            self.cache.add_many(run)
+            if stored < len(run):
+                agg.add_verdicts(run[stored:])
             return
-        self.cache.add_many(run)
-        verdicts += run
-        v_off += offsets
-        agg.add_verdicts(run)
+        cols = VerdictColumns(run, HIST_BINS)
+        cache = self.cache
+        cache.add_many(run, (cols.blocked | cols.any_score(cache.min_score, BLOCKABLE)).tolist())
+        if stored == 0:
+            agg.add_verdicts(run, cols)
+        elif stored < len(run):
+            agg.add_verdicts(run[stored:])
 
     def process(self, messages: list[Message]) -> IngestOutput:
         """Store, dead-letter and aggregate one batch (any mix of source partitions)."""
@@ -148,56 +152,70 @@ class IngestStage:
         raws = [m.value if m.value is not None else b"" for m in msgs]
         slow: list[int] = []
         results = self.validator.validate_many(raws, slow=slow)
+        # Segments in message order: runs of fast-path verdicts, and single slow items.
+        segments: list[tuple[int, int]] = []
+        start = 0
+        for i in [*slow, len(msgs)]:
+            if i > start:
+                segments.append((start, i))
+            if i < len(msgs):
+                segments.append((i, i + 1))
+            start = i + 1
+        # Offsets at or below a table's mark were stored before a restart: skip them
+        # there, but let stored verdicts still feed the join cache.
+        mark_v = marks["verdicts"]
         verdicts: list[Verdict] = []
         v_off: list[int] = []
+        for a, b in segments:
+            if isinstance(results[a], Verdict):
+                verdicts += [v for v, m in zip(results[a:b], msgs[a:b], strict=True)
+                             if m.offset > mark_v]  # fmt: skip
+                v_off += [m.offset for m in msgs[a:b] if m.offset > mark_v]
+        # The raw insert (ClickHouse, GIL released) runs while this thread aggregates.
+        pending = (
+            self._pool.submit(
+                self.store.insert_verdicts,
+                verdicts,
+                dedup_token(src, "v", v_off[0], v_off[-1], len(verdicts)),
+                src,
+                v_off,
+            )
+            if verdicts
+            else None
+        )
         feedback = []
         f_off: list[int] = []
         dead_rows: list[tuple] = []
         agg = WindowAggregator(self.window_s, lateness=10**9)
-        start = 0
-        for i in [*slow, len(msgs)]:
-            if i > start:  # a run of fast-path verdicts
-                self._verdicts(results[start:i], msgs[start:i], marks, verdicts, v_off, agg, out)
-            if i == len(msgs):
-                break
-            ev, m = results[i], msgs[i]
-            start = i + 1
-            if isinstance(ev, Verdict):
-                self._verdicts([ev], [m], marks, verdicts, v_off, agg, out)
-            elif isinstance(ev, Feedback):
-                if m.offset <= marks["feedback"]:
-                    out.skipped += 1
-                    continue
-                j = self.cache.join(ev)
-                feedback.append(j)
-                f_off.append(m.offset)
-                agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id)
-            else:
-                assert isinstance(ev, Rejection)
-                if m.offset <= marks["dead_letters"]:
-                    out.skipped += 1
-                    continue
-                out.rejected_by_reason[ev.reason] += 1
-                raw = raws[i]
-                out.dead.append(
-                    DeadLetter(
-                        raw,
-                        ev.reason,
-                        ev.field or "",
-                        ev.detail,
-                        m.topic,
-                        m.partition,
-                        m.offset,
-                        m.line,
-                    )
-                )
-                dead_rows.append(dead_letter_row(src, m.offset, ev, raw))
-        first, last = msgs[0].offset, msgs[-1].offset
+        try:
+            for a, b in segments:
+                ev, m = results[a], msgs[a]
+                if isinstance(ev, Verdict):
+                    self._cache_and_count(results[a:b], msgs[a:b], mark_v, agg, out)
+                elif isinstance(ev, Feedback):
+                    if m.offset <= marks["feedback"]:
+                        out.skipped += 1
+                        continue
+                    j = self.cache.join(ev)
+                    feedback.append(j)
+                    f_off.append(m.offset)
+                    agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id)
+                else:
+                    assert isinstance(ev, Rejection)
+                    if m.offset <= marks["dead_letters"]:
+                        out.skipped += 1
+                        continue
+                    out.rejected_by_reason[ev.reason] += 1
+                    raw = raws[a]
+                    out.dead.append(DeadLetter(raw, ev.reason, ev.field or "", ev.detail,
+                                               m.topic, m.partition, m.offset, m.line))  # fmt: skip
+                    dead_rows.append(dead_letter_row(src, m.offset, ev, raw))
+        finally:
+            if pending is not None:
+                pending.result()  # raises the insert's StorageError here, in the agent
         if verdicts:
-            self.store.insert_verdicts(
-                verdicts, dedup_token(src, "v", v_off[0], v_off[-1], len(verdicts)), src, v_off
-            )
             marks["verdicts"] = v_off[-1]
+        first, last = msgs[0].offset, msgs[-1].offset
         if feedback:
             self.store.insert_feedback(
                 feedback, dedup_token(src, "f", f_off[0], f_off[-1], len(feedback)), src, f_off
