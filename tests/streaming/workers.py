@@ -116,6 +116,7 @@ class KafkaTestEnv:
         self.app_id = f"fw-test-{tag}"
         self.workers: list[Worker] = []
         self.procs: list[subprocess.Popen] = []
+        self.kafka_overrides: dict = {}  # e.g. batch_max for a benchmark
 
     def kafka_section(self, port: int | None = None) -> dict:
         return {
@@ -128,6 +129,7 @@ class KafkaTestEnv:
             "session_timeout_s": 8.0,
             "batch_within_s": 0.5,
             "idle_s": 20.0,
+            **self.kafka_overrides,
         }
 
     def write_config(self, name: str, store: Path, port: int, notify: list | None = None) -> Path:
