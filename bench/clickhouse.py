@@ -104,11 +104,16 @@ def bench_insert(store: Store, n: int, batch: int) -> dict:
     }
 
 
-def generate_week(store: Store, days: int, tenants: int) -> dict:
-    """Rollup rows for ``days`` days at the seed's request rate, written by ClickHouse."""
+def generate_week(store: Store, days: int, tenants: int, tenant_days: int) -> dict:
+    """Rollup rows at the seed's request rate, written by ClickHouse: the fleet rollups
+    (what dashboards and example queries read) for ``days`` days; the per-tenant ones
+    (district drill-downs, ~10^7-10^8 rows a day at 1,000 districts) for the last
+    ``tenant_days`` days."""
     db = store.db
     minutes = days * 1440
-    start = int(time.time()) // 60 * 60 - minutes * 60
+    end = int(time.time()) // 60 * 60
+    start = end - tenant_days * 1440 * 60
+    fleet_start = end - minutes * 60
     cats = sorted(CATEGORY_NAMES)
     mvs = ["2026.11.1", "2026.11.2", "2026.12.0"]
     per_minute = SEED_RATE * 60
@@ -129,7 +134,7 @@ def generate_week(store: Store, days: int, tenants: int) -> dict:
                            [toFloat32(60 + m % 7), toFloat32(90), toFloat32(160)]) AS latency_q
         FROM (SELECT intDiv(number, {tenants * 3}) AS m,
                      intDiv(number % {tenants * 3}, 3) AS t, number % 3 AS v
-              FROM numbers({minutes * tenants * 3}))
+              FROM numbers({tenant_days * 1440 * tenants * 3}))
     """)  # fmt: skip
     store.command(f"""
         INSERT INTO {db}.category_1m
@@ -146,12 +151,13 @@ def generate_week(store: Store, days: int, tenants: int) -> dict:
                      intDiv(number % {tenants * 3 * len(cats)}, {3 * len(cats)}) AS t,
                      intDiv(number % {3 * len(cats)}, {len(cats)}) AS v,
                      number % {len(cats)} AS c
-              FROM numbers({minutes * tenants * 3 * len(cats)}))
-        WHERE {per_minute} * {zipf} * 0.02 >= 1 OR cityHash64(m, t, v, c) % 100 < 30
+              FROM numbers({tenant_days * 1440 * tenants * 3 * len(cats)}))
+        WHERE cityHash64(m, t, v, c) % 1000000 < 1000000 * least(1.0,
+              {per_minute} * {zipf} * [0.45, 0.45, 0.1][v + 1] * 0.025)
     """)  # fmt: skip
     store.command(f"""
         INSERT INTO {db}.score_hist_1m
-        SELECT toDateTime({start} + intDiv(number, {3 * len(cats) * 20}) * 60),
+        SELECT toDateTime({fleet_start} + intDiv(number, {3 * len(cats) * 20}) * 60),
                arrayElement({mvs}, intDiv(number % {3 * len(cats) * 20}, {len(cats) * 20}) + 1),
                arrayElement({cats}, intDiv(number % {len(cats) * 20}, 20) + 1),
                toUInt8(number % 20), toUInt64(100 + number % 900)
@@ -159,7 +165,7 @@ def generate_week(store: Store, days: int, tenants: int) -> dict:
     """)  # fmt: skip
     store.command(f"""
         INSERT INTO {db}.feedback_1m
-        SELECT toDateTime({start} + intDiv(number, 400) * 60),
+        SELECT toDateTime({fleet_start} + intDiv(number, 400) * 60),
                concat('district-', leftPad(toString(number % {tenants}), 4, '0')),
                arrayElement({mvs}, number % 3 + 1), arrayElement({cats}, number % 20 + 1),
                arrayElement(['unblock', 'report', 'confirm', 'relabel'], number % 4 + 1), 1
@@ -169,7 +175,7 @@ def generate_week(store: Store, days: int, tenants: int) -> dict:
         INSERT INTO {db}.feedback (feedback_id, request_id, ts, tenant_id, actor, action,
             categories, joined, model_version, domain, url, decision, predicted, attributed)
         SELECT concat('fb-', toString(number)), concat('r-', toString(number)),
-               toDateTime64({start} + number * {minutes * 60} / {minutes * 20}, 3),
+               toDateTime64({fleet_start} + number * {minutes * 60} / {minutes * 20}, 3),
                concat('district-', leftPad(toString(number % {tenants}), 4, '0')),
                'teacher', 'unblock', ['health'], 1, '2026.12.0',
                concat('site', toString(number % 500), '.org'),
@@ -177,21 +183,43 @@ def generate_week(store: Store, days: int, tenants: int) -> dict:
                'block', ['adult'], ['adult']
         FROM numbers({minutes * 20})
     """)  # fmt: skip
-    store._backfill_fleet_rollups()  # the fleet rollups, as the views would have built them
+    store.command(f"""
+        INSERT INTO {db}.traffic_fleet_1m
+        SELECT toDateTime({fleet_start} + intDiv(number, 3) * 60),
+               arrayElement({mvs}, number % 3 + 1), 'prod',
+               toUInt64({per_minute} * [0.45, 0.45, 0.1][number % 3 + 1]) AS requests,
+               toUInt64(requests * 0.12), requests * 80.0,
+               arrayReduce('quantilesState(0.5, 0.95, 0.99)',
+                           arrayMap(i -> toFloat32(40 + (i * 7919 + number) % 200), range(2000)))
+        FROM numbers({minutes * 3})
+    """)  # fmt: skip
+    store.command(f"""
+        INSERT INTO {db}.category_fleet_1m
+        SELECT toDateTime({fleet_start} + intDiv(number, {3 * len(cats)}) * 60),
+               arrayElement({mvs}, intDiv(number % {3 * len(cats)}, {len(cats)}) + 1),
+               arrayElement({cats}, number % {len(cats)} + 1),
+               toUInt64({per_minute} * 0.025) AS scored, toUInt64(scored * 0.4),
+               toUInt64(scored * 0.3), scored * 0.5,
+               arrayReduce('quantilesState(0.1, 0.5, 0.9)',
+                           arrayMap(i -> toFloat32((i * 7919 + number) % 1000 / 1000),
+                                    range(2000)))
+        FROM numbers({minutes * 3 * len(cats)})
+    """)  # fmt: skip
     elapsed = time.perf_counter() - t0
     rows = {r: int(store.scalar(f"SELECT count() FROM {db}.{r}"))
             for r in (*ROLLUPS, "feedback_1m", "feedback")}  # fmt: skip
-    requests = int(store.scalar(f"SELECT sum(requests) FROM {db}.traffic_1m"))
+    requests = int(store.scalar(f"SELECT sum(requests) FROM {db}.traffic_fleet_1m"))
     return {
         "days": days,
+        "tenant_days": tenant_days,
         "tenants": tenants,
         "requests_represented": requests,
         "requests_per_day": round(requests / days),
         "rows": rows,
         "bytes": {r: table_bytes(store, r) for r in rows},
         "generate_s": round(elapsed, 1),
-        "start": start,
-        "end": start + minutes * 60,
+        "start": fleet_start,
+        "end": end,
     }
 
 
@@ -227,6 +255,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--tenants", type=int, default=1000)
+    ap.add_argument("--tenant-days", type=int, default=1, help="days of per-tenant rollups")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--url", help="an HTTP ClickHouse server instead of the embedded chDB")
     ap.add_argument("--json", action="store_true")
@@ -243,7 +272,7 @@ def main() -> int:
         week_store = store.with_database("fw_bench_week")
         week_store.command(f"DROP DATABASE IF EXISTS {week_store.db}")
         week_store.init_schema()
-        week = generate_week(week_store, args.days, args.tenants)
+        week = generate_week(week_store, args.days, args.tenants, args.tenant_days)
         queries = time_queries(week_store, week, args.repeat)
     finally:
         store.close()

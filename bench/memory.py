@@ -104,6 +104,7 @@ def main() -> int:
     ap.add_argument("--tenants", type=int, default=1000)
     ap.add_argument("--windows", type=int, default=24)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="results file (default: bench/results)")
     args = ap.parse_args()
     n_tenants = 100 if args.quick else args.tenants
     tenants = [f"district-{i:04d}" for i in range(n_tenants)]
@@ -133,7 +134,9 @@ def main() -> int:
         "full": full,
         "without_tenants": base,
     }
-    out = ROOT / "bench" / "results" / ("memory-quick.json" if args.quick else "memory.json")
+    out = args.out or ROOT / "bench" / "results" / (
+        "memory-quick.json" if args.quick else "memory.json"
+    )
     out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
@@ -148,7 +151,7 @@ def main() -> int:
             f"({result['update_us_per_segment']} us/segment); without tenant segments "
             f"({base['segments']:,}): {base['update_ms_median']:.1f} ms"
         )
-        print(f"wrote {out.relative_to(ROOT)}")
+        print(f"wrote {out}")
     return 0
 
 

@@ -90,6 +90,24 @@ class IngestOutput:
     rejected_by_reason: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class _SourceBatch:
+    """One source partition's share of a batch, between the stage's phases."""
+
+    src: str
+    msgs: list[Message]
+    raws: list[bytes]
+    results: list
+    segments: list[tuple[int, int]]
+    mark_v: int
+    verdicts: list[Verdict] = field(default_factory=list)
+    v_off: list[int] = field(default_factory=list)
+    feedback: list = field(default_factory=list)
+    f_off: list[int] = field(default_factory=list)
+    dead_rows: list[tuple] = field(default_factory=list)
+    agg: WindowAggregator | None = None
+
+
 def _position(m: Message) -> tuple[int, int]:
     return m.offset, m.line
 
@@ -130,24 +148,51 @@ class IngestStage:
             agg.add_verdicts(run[stored:])
 
     def process(self, messages: list[Message]) -> IngestOutput:
-        """Store, dead-letter and aggregate one batch (any mix of source partitions)."""
+        """Store, dead-letter and aggregate one batch (any mix of source partitions).
+
+        All sources' new verdicts go into ClickHouse as *one* insert (each row keeps its
+        own source and offset, the ledger): with the rollup views an insert costs ~40 ms
+        however small (measured), so one per partition per batch capped a worker at a
+        few thousand events/s. The insert runs in a thread (chDB releases the GIL) while
+        this one caches and aggregates the batch.
+        """
         out = IngestOutput()
         by_src: dict[str, list[Message]] = {}
         for m in messages:
             by_src.setdefault(f"{m.topic}:{m.partition}", []).extend(m.lines())
+        parts = []
         for src, msgs in by_src.items():
             msgs.sort(key=_position)
             unique = [
                 m for i, m in enumerate(msgs) if i == 0 or _position(m) != _position(msgs[i - 1])
             ]
             out.skipped += len(msgs) - len(unique)  # one offset delivered twice in a batch
-            self._process_source(src, unique, out)
+            parts.append(self._split(src, unique))
+        rows = [v for p in parts for v in p.verdicts]
+        pending = None
+        if rows:
+            ranges = [(p.src, p.v_off[0], p.v_off[-1], len(p.v_off)) for p in parts if p.verdicts]
+            token = dedup_token("v", *(x for r in ranges for x in r))
+            srcs = [p.src for p in parts for _ in p.verdicts]
+            offsets = [o for p in parts for o in p.v_off]
+            pending = self._pool.submit(self.store.insert_verdicts, rows, token, srcs, offsets)
+        try:
+            for p in parts:
+                self._count(p, out)
+        finally:
+            if pending is not None:
+                pending.result()  # the insert's StorageError surfaces here, in the agent
+        for p in parts:
+            if p.verdicts:
+                self._marks[p.src]["verdicts"] = p.v_off[-1]
+            self._finish(p, out)
         for k in ("verdicts", "feedback", "skipped"):
             self.totals[k] += getattr(out, k)
         self.totals["rejected"] += len(out.dead)
         return out
 
-    def _process_source(self, src: str, msgs: list[Message], out: IngestOutput) -> None:
+    def _split(self, src: str, msgs: list[Message]) -> _SourceBatch:
+        """Validate one source's messages; pick out the verdicts not stored before."""
         marks = self._mark(src)
         raws = [m.value if m.value is not None else b"" for m in msgs]
         slow: list[int] = []
@@ -164,57 +209,48 @@ class IngestStage:
         # Offsets at or below a table's mark were stored before a restart: skip them
         # there, but let stored verdicts still feed the join cache.
         mark_v = marks["verdicts"]
-        verdicts: list[Verdict] = []
-        v_off: list[int] = []
+        p = _SourceBatch(src, msgs, raws, results, segments, mark_v)
+        p.agg = WindowAggregator(self.window_s, lateness=10**9)
         for a, b in segments:
             if isinstance(results[a], Verdict):
-                verdicts += [v for v, m in zip(results[a:b], msgs[a:b], strict=True)
-                             if m.offset > mark_v]  # fmt: skip
-                v_off += [m.offset for m in msgs[a:b] if m.offset > mark_v]
-        # The raw insert (ClickHouse, GIL released) runs while this thread aggregates.
-        pending = (
-            self._pool.submit(
-                self.store.insert_verdicts,
-                verdicts,
-                dedup_token(src, "v", v_off[0], v_off[-1], len(verdicts)),
-                src,
-                v_off,
-            )
-            if verdicts
-            else None
-        )
-        feedback = []
-        f_off: list[int] = []
-        dead_rows: list[tuple] = []
-        agg = WindowAggregator(self.window_s, lateness=10**9)
-        try:
-            for a, b in segments:
-                ev, m = results[a], msgs[a]
-                if isinstance(ev, Verdict):
-                    self._cache_and_count(results[a:b], msgs[a:b], mark_v, agg, out)
-                elif isinstance(ev, Feedback):
-                    if m.offset <= marks["feedback"]:
-                        out.skipped += 1
-                        continue
-                    j = self.cache.join(ev)
-                    feedback.append(j)
-                    f_off.append(m.offset)
-                    agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id)
-                else:
-                    assert isinstance(ev, Rejection)
-                    if m.offset <= marks["dead_letters"]:
-                        out.skipped += 1
-                        continue
-                    out.rejected_by_reason[ev.reason] += 1
-                    raw = raws[a]
-                    out.dead.append(DeadLetter(raw, ev.reason, ev.field or "", ev.detail,
-                                               m.topic, m.partition, m.offset, m.line))  # fmt: skip
-                    dead_rows.append(dead_letter_row(src, m.offset, ev, raw))
-        finally:
-            if pending is not None:
-                pending.result()  # raises the insert's StorageError here, in the agent
-        if verdicts:
-            marks["verdicts"] = v_off[-1]
+                p.verdicts += [v for v, m in zip(results[a:b], msgs[a:b], strict=True)
+                               if m.offset > mark_v]  # fmt: skip
+                p.v_off += [m.offset for m in msgs[a:b] if m.offset > mark_v]
+        return p
+
+    def _count(self, p: _SourceBatch, out: IngestOutput) -> None:
+        """Join cache, window aggregate, feedback joins and refusals, in message order."""
+        marks, results, msgs = self._marks[p.src], p.results, p.msgs
+        for a, b in p.segments:
+            ev, m = results[a], msgs[a]
+            if isinstance(ev, Verdict):
+                self._cache_and_count(results[a:b], msgs[a:b], p.mark_v, p.agg, out)
+            elif isinstance(ev, Feedback):
+                if m.offset <= marks["feedback"]:
+                    out.skipped += 1
+                    continue
+                j = self.cache.join(ev)
+                p.feedback.append(j)
+                p.f_off.append(m.offset)
+                p.agg.add_feedback(ev.ts, j.model_version, j.attributed, ev.action, ev.tenant_id)
+            else:
+                assert isinstance(ev, Rejection)
+                if m.offset <= marks["dead_letters"]:
+                    out.skipped += 1
+                    continue
+                out.rejected_by_reason[ev.reason] += 1
+                raw = p.raws[a]
+                out.dead.append(DeadLetter(raw, ev.reason, ev.field or "", ev.detail,
+                                           m.topic, m.partition, m.offset, m.line))  # fmt: skip
+                p.dead_rows.append(dead_letter_row(p.src, m.offset, ev, raw))
+
+    def _finish(self, p: _SourceBatch, out: IngestOutput) -> None:
+        """Feedback and dead letters (after the verdicts: feedback late-joins to them),
+        then the window partials."""
+        src, msgs, marks = p.src, p.msgs, self._marks[p.src]
+        feedback, f_off, dead_rows, agg, verdicts = (
+            p.feedback, p.f_off, p.dead_rows, p.agg, p.verdicts
+        )  # fmt: skip
         first, last = msgs[0].offset, msgs[-1].offset
         if feedback:
             self.store.insert_feedback(

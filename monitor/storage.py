@@ -203,7 +203,10 @@ class Store:
 
     # -- typed inserts ----------------------------------------------------------------------
     def verdict_columns(
-        self, verdicts: Sequence[Verdict], origin: str = "", offsets: Sequence[int] | None = None
+        self,
+        verdicts: Sequence[Verdict],
+        origin: str | Sequence[str] = "",
+        offsets: Sequence[int] | None = None,
     ) -> list[list]:
         """Columnar rows for ``verdicts``, with the long-retention ``keep`` flag decided.
 
@@ -240,7 +243,7 @@ class Store:
             list(map(_latency, verdicts)),
             list(map(_source, verdicts)),
             [1 if k else 0 for k in kept],
-            [origin] * n,
+            [origin] * n if isinstance(origin, str) else list(origin),
             list(offsets) if offsets is not None else [0] * n,
         ]
 
@@ -248,7 +251,7 @@ class Store:
         self,
         verdicts: Sequence[Verdict],
         token: str | None,
-        origin: str = "",
+        origin: str | Sequence[str] = "",
         offsets: Sequence[int] | None = None,
     ) -> None:
         cols = self.verdict_columns(verdicts, origin, offsets)
