@@ -181,6 +181,16 @@ def _sim_config(scenario, rate, duration, onset, seed, tenants, magnitude, *, d_
     )
 
 
+# Framing for --to-kafka (see streams/produce.py); shared by simulate and replay.
+_lines_per_message = click.option(
+    "--lines-per-message",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --to-kafka: up to N events per Kafka message as JSON lines (framed).",
+)
+
+
 @cli.command()
 @_sim_options
 @click.option(
@@ -197,13 +207,7 @@ def _sim_config(scenario, rate, duration, onset, seed, tenants, magnitude, *, d_
     default=None,
     help="With --to-kafka: limit to N events per second of wall time.",
 )
-@click.option(
-    "--lines-per-message",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="With --to-kafka: up to N events per Kafka message as JSON lines (framed).",
-)
+@_lines_per_message
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def simulate(
@@ -297,13 +301,7 @@ def _open_store(cfg: Config, fresh: bool = False):
 @click.option("--label-fraction", type=float, default=1.0, show_default=True,
               help="Evaluation sets: share of rows whose analyst label is replayed.")  # fmt: skip
 @click.option("--retime", is_flag=True, help="Evaluation sets: restamp rows ending now.")
-@click.option(
-    "--lines-per-message",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="With --to-kafka: up to N events per Kafka message as JSON lines (framed).",
-)
+@_lines_per_message
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 def replay(
