@@ -42,9 +42,13 @@ ORDER BY unblocks DESC
 LIMIT 20;
 
 -- name: latency_quantiles_per_minute
+-- Classification latency quantiles per minute and model version, last hour of data (the
+-- quantile states are merged only for the minutes shown).
+WITH (SELECT max(minute) FROM filterwatch.traffic_fleet_1m) AS newest
 SELECT minute, model_version, sum(requests) AS requests,
        arrayMap(x -> round(x, 1), quantilesMerge(0.5, 0.95, 0.99)(latency_q)) AS p50_p95_p99_ms
 FROM filterwatch.traffic_fleet_1m
+WHERE minute > newest - INTERVAL 1 HOUR
 GROUP BY minute, model_version
 ORDER BY minute DESC, model_version
 LIMIT 60;
