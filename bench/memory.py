@@ -91,6 +91,9 @@ def measure(bank: DetectorBank, wins, profile_rows: list[dict] | None) -> dict:
     state = bank.to_bytes()
     return {
         "segments": bank.segment_count,
+        "tenant_segments": sum(
+            n for k, n in bank.segment_counts().items() if k.startswith("tenant_")
+        ),
         "rss_delta_bytes": after - before,
         "checkpoint_bytes": len(state),
         "update_ms_median": sorted(t_update)[len(t_update) // 2] * 1000,
@@ -114,7 +117,7 @@ def main() -> int:
     rows = tenant_profile(tenants)
     full = measure(DetectorBank(BankConfig()), wins, rows)
     del rows
-    tenant_segments = full["segments"] - base["segments"]
+    tenant_segments = full["tenant_segments"]
     rss_per = (full["rss_delta_bytes"] - base["rss_delta_bytes"]) / tenant_segments
     ckpt_per = (full["checkpoint_bytes"] - base["checkpoint_bytes"]) / tenant_segments
     result = {
