@@ -255,7 +255,8 @@ def main() -> int:
         "naive_detectors": len(naive.detectors),
         "naive_detections": naive.detections,
     }
-    out = args.out or ROOT / "bench" / "results" / "detection_core.json"
+    name = "detection_core-quick.json" if args.quick else "detection_core.json"
+    out = args.out or ROOT / "bench" / "results" / name
     out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
