@@ -22,8 +22,15 @@ import numpy as np
 
 from monitor.columnar import VerdictColumns
 from monitor.events import Verdict
+from monitor.join import BLOCKABLE, VerdictCache
 
-__all__ = ["COLUMNAR_MIN", "HIST_BINS", "WindowAggregate", "WindowAggregator"]
+__all__ = [
+    "COLUMNAR_MIN",
+    "HIST_BINS",
+    "WindowAggregate",
+    "WindowAggregator",
+    "remember_and_count",
+]
 
 HIST_BINS = 10
 _CELL_LEN = 4 + HIST_BINS  # predicted, blocked, unblocks, reports, hist...
@@ -270,3 +277,23 @@ class WindowAggregator:
         if out:
             self._closed_upto = max(self._closed_upto, out[-1].index)
         return out
+
+
+def remember_and_count(
+    run: Sequence[Verdict], cache: VerdictCache, aggregator: WindowAggregator, stored: int = 0
+) -> list[WindowAggregate]:
+    """A run of verdicts into the join cache (all of them) and the window aggregate (all
+    but the first ``stored``, already counted before a restart); returns closed windows.
+
+    Both take the run column-wise when it is long enough: the cache's admission test
+    (blocked, or scored in a blockable category) and the counts share one set of columns.
+    """
+    fresh = run[stored:] if stored else run
+    if len(run) < COLUMNAR_MIN:
+        cache.add_many(run)
+        return aggregator.add_verdicts(fresh) if fresh else []
+    cols = VerdictColumns(run, HIST_BINS)
+    cache.add_many(run, (cols.blocked | cols.any_score(cache.min_score, BLOCKABLE)).tolist())
+    if not fresh:
+        return []
+    return aggregator.add_verdicts(fresh, cols if not stored else None)

@@ -23,11 +23,10 @@ from alerts.model import Incident
 from alerts.rules import AlertRules
 from detectors.bank import DetectorBank
 from detectors.drift_event import DriftEvent
-from monitor.aggregate import COLUMNAR_MIN, HIST_BINS, WindowAggregate, WindowAggregator
-from monitor.columnar import VerdictColumns
+from monitor.aggregate import WindowAggregate, WindowAggregator, remember_and_count
 from monitor.config import Config
 from monitor.events import Feedback, Verdict
-from monitor.join import BLOCKABLE, JoinedFeedback, VerdictCache
+from monitor.join import JoinedFeedback, VerdictCache
 from monitor.validation import Rejection, Validator
 
 __all__ = ["CoreBatch", "DetectionCore", "WindowResult"]
@@ -108,17 +107,8 @@ class DetectionCore:
         out.verdict_index += range(a, b)
         if out.first_ts is None:
             out.first_ts = run[0].ts
-        if len(run) < COLUMNAR_MIN:
-            self.cache.add_many(run)
-            top = max(map(_ts, run))
-            closed = self.aggregator.add_verdicts(run)
-        else:
-            cols = VerdictColumns(run, HIST_BINS)
-            cache = self.cache
-            wanted = cols.blocked | cols.any_score(cache.min_score, BLOCKABLE)
-            cache.add_many(run, wanted.tolist())
-            top = float(cols.ts.max())
-            closed = self.aggregator.add_verdicts(run, cols)
+        top = max(map(_ts, run))
+        closed = remember_and_count(run, self.cache, self.aggregator)
         out.last_ts = top if out.last_ts is None else max(out.last_ts, top)
         self._detect(closed, out)
 

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from monitor.aggregate import COLUMNAR_MIN, HIST_BINS, WindowAggregator
-from monitor.columnar import VerdictColumns
+from monitor.aggregate import WindowAggregator, remember_and_count
 from monitor.config import Config
 from monitor.events import Feedback, Verdict
-from monitor.join import BLOCKABLE, VerdictCache
+from monitor.join import VerdictCache
 from monitor.scrub import scrub_text
 from monitor.storage import Store, dead_letter_row, dedup_token
 from monitor.taxonomy import CATEGORY_NAMES
@@ -134,18 +133,7 @@ class IngestStage:
         """A run of verdicts: all feed the join cache, the new ones the aggregate."""
         stored = bisect_right([m.offset for m in msgs], mark_v)  # offsets ascend
         out.skipped += stored
-        if len(run) < COLUMNAR_MIN:
-            self.cache.add_many(run)
-            if stored < len(run):
-                agg.add_verdicts(run[stored:])
-            return
-        cols = VerdictColumns(run, HIST_BINS)
-        cache = self.cache
-        cache.add_many(run, (cols.blocked | cols.any_score(cache.min_score, BLOCKABLE)).tolist())
-        if stored == 0:
-            agg.add_verdicts(run, cols)
-        elif stored < len(run):
-            agg.add_verdicts(run[stored:])
+        remember_and_count(run, self.cache, agg, stored)
 
     def process(self, messages: list[Message]) -> IngestOutput:
         """Store, dead-letter and aggregate one batch (any mix of source partitions).
