@@ -54,6 +54,7 @@ class AlertDispatcher:
         self._open: dict[str, Alert] = {}  # incident_id -> its alert while firing
         self._inflight: dict[str, list[Alert]] = {}  # notification id -> alerts it carries
         self._last_retry_check = -1e18
+        self._unwritten: list[Notification] = []
 
     # -- alerts ---------------------------------------------------------------------------
     def dispatch(self, incident: Incident, now: float | None = None) -> Alert:
@@ -72,8 +73,8 @@ class AlertDispatcher:
         alert.title = title(alert)
         alert.body_text = render_text(alert)
         alert.body_markdown = render_markdown(alert)
+        self._record(alert)  # first: a store failure here leaves grouping untouched
         self.manager.add(alert, now)
-        self._record(alert)
         self.recent[alert.alert_id] = alert
         if len(self.recent) > 1000:
             del self.recent[next(iter(self.recent))]
@@ -104,8 +105,15 @@ class AlertDispatcher:
     def tick(self, now: float, *, final: bool = False) -> list[Notification]:
         """Group, write and deliver what is due at event time ``now``."""
         due = self.manager.flush(now) if final else self.manager.tick(now)
-        for n in due:
+        # Notifications the manager let go of but the store did not take yet (it was
+        # down) go first; each leaves this list only once it is written.
+        self._unwritten += due
+        due = []
+        while self._unwritten:
+            n = self._unwritten[0]
             self.outbox.enqueue(n)
+            self._unwritten.pop(0)
+            due.append(n)
             for a, sid in n.silenced:
                 a.delivery_status, a.delivery_detail = "silenced", f"silenced by {sid}"
                 self._record(a)

@@ -37,18 +37,26 @@ class Outbox:
         self.store = store
         self.notifier = notifier
         self.config = config
+        # Outcomes of attempts the store did not take (it failed right after a send).
+        # Written before anything else is sent, so an accepted message is never sent
+        # again by this process even while the store is down.
+        self._unrecorded: dict[tuple[str, str], dict] = {}
 
     # -- write first ----------------------------------------------------------------------
     def enqueue(self, n: Notification, wall: float | None = None) -> int:
         """Record the notification and one pending delivery per routed target."""
         wall = time.time() if wall is None else wall
         db = self.store.db
+        # Enqueued before (a replayed batch, or a retry after the store failed between
+        # the two inserts below) once its delivery rows exist; the notification row
+        # itself may be written twice (a ReplacingMergeTree keeps one).
+        known_table = "deliveries" if n.alerts else "notifications"
         known = self.store.scalar(
-            f"SELECT count() FROM {db}.notifications WHERE notification_id = {{id:String}}",
+            f"SELECT count() FROM {db}.{known_table} WHERE notification_id = {{id:String}}",
             {"id": n.notification_id},
         )
         if known:
-            return 0  # enqueued before (a replayed batch): nothing new to send
+            return 0
         self.store.insert_rows(
             "notifications",
             [
@@ -83,6 +91,9 @@ class Outbox:
         rep = DeliveryReport()
         if self.notifier is None:
             return rep
+        for key, row in list(self._unrecorded.items()):
+            self.store.insert_rows("deliveries", [row])
+            del self._unrecorded[key]
         db = self.store.db
         due = self.store.rows(
             "SELECT d.notification_id, d.target, d.attempts, n.severity, n.title, "
@@ -113,7 +124,9 @@ class Outbox:
                 rep.retry += 1
                 backoff = min(c.retry_backoff_s * 2 ** (tries - 1), c.retry_backoff_max_s)
                 row = self._row(nid, target, "retry", tries, d.detail, wall + backoff)
+            self._unrecorded[(nid, target)] = row
             self.store.insert_rows("deliveries", [row])
+            del self._unrecorded[(nid, target)]
         return rep
 
     def pending(self) -> int:

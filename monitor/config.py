@@ -14,7 +14,11 @@ FILTERWATCH_CLICKHOUSE_URL  ``http(s)://user:password@host:8123``: use a server
 FILTERWATCH_DATABASE        ClickHouse database name
 FILTERWATCH_NOTIFY          comma-separated apprise URLs (receive every severity)
 FILTERWATCH_URL_HASH_KEY    key for the keyed hash kept instead of query strings
+FILTERWATCH_SECRETS_FILE    YAML with notify / url_hash_key / clickhouse_url, mode 600
 =========================== ========================================================
+
+A config file that holds secrets itself, a secrets file and an apprise config file must
+not be world-readable: loading refuses them (see :mod:`monitor.secrets`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import yaml
 
 from detectors.bank import BankConfig
 from monitor.errors import ConfigError
+from monitor.secrets import check_private, holds_secrets, read_secrets_file
 
 __all__ = [
     "ALERT_TYPES",
@@ -377,6 +382,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
         if not isinstance(loaded, dict):
             raise ConfigError(f"{where}: the top level must be a mapping of sections")
         data = loaded
+        if holds_secrets(data):
+            check_private(p, "config file")
     elif explicit:
         raise ConfigError(f"config file {where} does not exist; create it or drop --config")
     else:
@@ -388,8 +395,17 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             tip = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise ConfigError(f"{where}: unknown section '{key}'{tip}")
     built = {name: _build(cls, data.get(name), name, where) for name, cls in _SECTIONS.items()}
+    if built["alerts"].apprise_config and Path(built["alerts"].apprise_config).exists():
+        check_private(built["alerts"].apprise_config, "alerts.apprise_config")
+    secrets = (
+        read_secrets_file(env["FILTERWATCH_SECRETS_FILE"])
+        if env.get("FILTERWATCH_SECRETS_FILE")
+        else {}
+    )
     store = built["store"]
     overrides = {}
+    if secrets.get("clickhouse_url"):
+        overrides["url"] = secrets["clickhouse_url"]
     if env.get("FILTERWATCH_STORE_PATH"):
         overrides["path"] = env["FILTERWATCH_STORE_PATH"]
     if env.get("FILTERWATCH_CLICKHOUSE_URL"):
@@ -400,6 +416,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
         store = dataclasses.replace(store, **overrides)
         store.validate()
     notify = _notify_targets(data.get("notify"), where, built["alerts"].known_tags)
+    notify += _notify_targets(secrets.get("notify"), "secrets file", built["alerts"].known_tags)
     if env.get("FILTERWATCH_NOTIFY"):
         notify += tuple(
             NotifyTarget(u.strip()) for u in env["FILTERWATCH_NOTIFY"].split(",") if u.strip()
@@ -408,7 +425,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("KAFKA_BOOTSTRAP"):
         kafka = dataclasses.replace(kafka, bootstrap=env["KAFKA_BOOTSTRAP"])
         kafka.validate()
-    key = env.get("FILTERWATCH_URL_HASH_KEY")
+    key = env.get("FILTERWATCH_URL_HASH_KEY") or secrets.get("url_hash_key")
     return Config(
         store=store,
         detect=built["detect"],

@@ -33,7 +33,17 @@ class FilterwatchError(Exception):
 
 
 class ConfigError(FilterwatchError):
-    """The configuration or a command-line argument is invalid; the message names the fix."""
+    """The configuration or a command-line argument is invalid; the message names the fix.
+
+    Always one line: a key or value quoted from the input may carry newlines or control
+    characters, which are shown escaped."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__("".join(_escape(c) for c in str(message)))
+
+
+def _escape(c: str) -> str:
+    return c if c.isprintable() or c == " " else repr(c)[1:-1]
 
 
 class InputError(FilterwatchError):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,14 +96,21 @@ def _records(path: Path):
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rb") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield i, orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    yield i, ValueError(f"not valid JSON ({exc.msg})")
+        i = 0
+        try:
+            with opener(path, "rb") as f:
+                for i, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield i, orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        yield i, ValueError(f"not valid JSON ({exc.msg})")
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt archive
+            raise EvalSetError(
+                f"{path}: cannot read past line {i} ({type(exc).__name__}: {exc}); "
+                "the file is damaged or not what its name says"
+            ) from None
         return
     if name.endswith((".csv", ".parquet")):
         import pandas as pd

@@ -123,6 +123,11 @@ class IngestStage:
         self.totals = Counter()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fw-insert")
 
+    def forget_marks(self) -> None:
+        """After a rebalance: a partition that comes back may have been stored meanwhile
+        by another worker (a shared ClickHouse server), so its marks are read again."""
+        self._marks.clear()
+
     def _mark(self, src: str) -> dict[str, int]:
         m = self._marks.get(src)
         if m is None:
@@ -144,10 +149,21 @@ class IngestStage:
         few thousand events/s. The insert runs in a thread (chDB releases the GIL) while
         this one caches and aggregates the batch.
         """
-        out = IngestOutput()
         by_src: dict[str, list[Message]] = {}
         for m in messages:
             by_src.setdefault(f"{m.topic}:{m.partition}", []).extend(m.lines())
+        saved = {src: dict(self._mark(src)) for src in by_src}
+        try:
+            return self._process(by_src)
+        except BaseException:
+            # All or nothing: a failed insert (ClickHouse down, store unwritable) leaves
+            # the ledger marks as they were, so the caller can retry the same batch; the
+            # inserts that did land carry dedup tokens and are dropped the second time.
+            self._marks.update(saved)
+            raise
+
+    def _process(self, by_src: dict[str, list[Message]]) -> IngestOutput:
+        out = IngestOutput()
         parts = []
         for src, msgs in by_src.items():
             msgs.sort(key=_position)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from functools import partial
 
 import faust
 import orjson
@@ -26,13 +27,14 @@ from alerts.dispatch import AlertDispatcher
 from alerts.notify import Notifier
 from monitor.config import Config
 from monitor.detect import SegmentDetector
+from monitor.errors import StorageError
 from monitor.ingest import IngestStage, Message
 from monitor.storage import Store, drift_event_row
 from streams.app import create_app
 from streams.produce import FRAMING_HEADER, LINES
 from streams.topics import AGG, ALERTS, DLQ, DRIFT_EVENTS, FEEDBACK, VERDICTS, topic_names
 
-__all__ = ["Metrics", "build_worker_app", "is_framed"]
+__all__ = ["Metrics", "StoreGuard", "build_worker_app", "is_framed"]
 
 
 def _load_profile(store: Store, config: Config) -> list[dict] | None:
@@ -56,6 +58,7 @@ class Metrics:
         self.alerts_by_status: Counter = Counter()
         self.detectors = 0
         self.lag = 0
+        self.store_down_since: float | None = None  # monotonic time of the first failure
 
     def render(self) -> str:
         c = self.c
@@ -87,6 +90,8 @@ class Metrics:
                 [(f'status="{s}"', n) for s, n in sorted(self.alerts_by_status.items())],
             ),
             ("filterwatch_detector_states_restored_total", "counter", [("", c["restored"])]),
+            ("filterwatch_store_errors_total", "counter", [("", c["store_errors"])]),
+            ("filterwatch_store_available", "gauge", [("", int(self.store_down_since is None))]),
             ("filterwatch_detectors", "gauge", [("", self.detectors)]),
             ("filterwatch_consumer_lag", "gauge", [("", self.lag)]),
         ]
@@ -97,6 +102,45 @@ class Metrics:
                 f"{name}{{{labels}}} {v}" if labels else f"{name} {v}" for labels, v in samples
             ]
         return "\n".join(lines) + "\n"
+
+
+class StoreGuard:
+    """Run a store write until it lands: ClickHouse down or the store unwritable pauses
+    the agent instead of crashing it or dropping the batch.
+
+    While an agent waits here it takes nothing more from its stream, so Faust's buffer
+    fills and the consumer stops fetching (back-pressure), the group membership stays
+    alive (heartbeats run on their own), and nothing is acknowledged: the offsets stay
+    where the last stored batch left them. Every write retried here is idempotent (dedup
+    tokens on inserts, ledger marks restored on failure), so a retry cannot count twice.
+    """
+
+    def __init__(self, metrics: Metrics, max_backoff_s: float = 5.0):
+        self.metrics = metrics
+        self.max_backoff_s = max_backoff_s
+
+    async def run(self, fn, what: str):
+        delay = 0.25
+        while True:
+            try:
+                result = fn()
+            except StorageError as exc:
+                m = self.metrics
+                m.c["store_errors"] += 1
+                if m.store_down_since is None:
+                    m.store_down_since = time.monotonic()
+                    log.warning("store unavailable while %s: %s; retrying", what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+                continue
+            self.recovered()
+            return result
+
+    def recovered(self) -> None:
+        m = self.metrics
+        if m.store_down_since is not None:
+            log.warning("store available again after %.1f s", time.monotonic() - m.store_down_since)
+            m.store_down_since = None
 
 
 def is_framed(headers) -> bool:
@@ -132,15 +176,23 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     dispatcher = AlertDispatcher(store, notifier, config.alerts, config.detect.window_s)
     live: dict[str, SegmentDetector] = {}
     profile = _load_profile(store, config)
+    guard = StoreGuard(metrics)
 
     @app.agent(inputs)
     async def ingest(stream):
         async for events in stream.take_events(k.batch_max, within=k.batch_within_s):
+            # Events of partitions revoked while they sat in the buffer belong to the new
+            # owner now (it starts from the committed offset); storing them here too
+            # would count them twice across workers.
+            assigned = app.consumer.assignment()
+            events = [e for e in events if e.message.tp in assigned]
+            if not events:
+                continue
             msgs = [
                 Message(m.topic, m.partition, m.offset, m.value, is_framed(m.headers))
                 for m in (e.message for e in events)
             ]
-            out = stage.process(msgs)
+            out = await guard.run(partial(stage.process, msgs), "storing a batch")
             futs = [
                 await agg_topic.send(key=key.encode(), value=payload)
                 for key, payload in out.partials
@@ -156,6 +208,18 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                 partials=len(out.partials),
             )
             metrics.dlq_by_reason.update(out.rejected_by_reason)
+            await _commit_stored(stream, events)
+
+    async def _commit_stored(stream, events) -> None:
+        """Acknowledge a stored batch and commit its offsets now rather than on Faust's
+        interval: after a crash or a rebalance the next owner starts where this store
+        ends, instead of up to an interval (and a batch) earlier."""
+        for e in events:
+            await stream.ack(e)
+        try:
+            await app.consumer.commit()
+        except Exception as exc:  # a failed commit only widens the redelivery window
+            log.info("offset commit deferred: %s", exc)
 
     @app.agent(agg_topic)
     async def detect(stream):
@@ -183,12 +247,12 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
             drift, incidents, closed = det.add(event.value)
             if drift:
                 rows = [drift_event_row(e) for e in drift]
-                store.insert_rows("drift_events", rows)
+                await guard.run(partial(store.insert_rows, "drift_events", rows), "recording drift")
                 for e in drift:
                     await drift_topic.send(key=key.encode(), value=orjson.dumps(e.to_dict()))
                 metrics.c["drift_events"] += len(drift)
             for inc in incidents:
-                alert = dispatcher.dispatch(inc)
+                alert = await guard.run(partial(dispatcher.dispatch, inc), "recording an alert")
                 await alerts_topic.send(
                     key=alert.fingerprint.encode(), value=orjson.dumps(alert.summary_dict())
                 )
@@ -199,8 +263,16 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
                 state[key.encode()] = det.to_bytes()
 
     def _deliver() -> None:
-        """Group, write and send what is due; the outbox keeps what could not be sent."""
-        dispatcher.tick(time.time())
+        """Group, write and send what is due; the outbox keeps what could not be sent.
+
+        With the store down this is skipped (the dispatcher keeps what it could not
+        write) and the 2-second timer tries again."""
+        try:
+            dispatcher.tick(time.time())
+        except StorageError as exc:
+            metrics.c["store_errors"] += 1
+            log.warning("alert delivery waits for the store: %s", exc)
+            return
         metrics.alerts_by_status = Counter(a.delivery_status for a in dispatcher.recent.values())
 
     @app.timer(interval=2.0)
@@ -210,6 +282,7 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     @app.on_partitions_revoked.connect
     async def _forget(app_, revoked, **kwargs) -> None:
         live.clear()  # the new owner restores from the changelog-backed table
+        stage.forget_marks()
 
     @app.timer(interval=2.0)
     async def _gauges() -> None:
@@ -255,7 +328,9 @@ def build_worker_app(config: Config, store: Store) -> tuple[faust.App, Metrics]:
     @app.page("/health")
     async def _health(web, request):
         counts = ("verdicts", "feedback", "rejected", "skipped", "restored", "windows")
-        body = {"status": "ok", "lag": metrics.lag, **{c: metrics.c[c] for c in counts}}
+        counts += ("store_errors",)
+        status = "ok" if metrics.store_down_since is None else "store-unavailable"
+        body = {"status": status, "lag": metrics.lag, **{c: metrics.c[c] for c in counts}}
         return web.json(body)
 
     return app, metrics

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 import orjson
 
 from monitor.config import KafkaConfig
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, FilterwatchError
 from streams.topics import FEEDBACK, VERDICTS
 
 __all__ = ["FRAMING_HEADER", "LINES", "produce"]
@@ -64,6 +64,13 @@ def produce(
         ) from None
     t_verdicts, t_feedback = k.topic(VERDICTS), k.topic(FEEDBACK)
     sent = 0
+    # The producer retries through broker outages (idempotent, up to its delivery
+    # timeout); what still fails is counted, and the run fails rather than report
+    # events as sent that Kafka never took.
+    failed: list[BaseException] = []
+
+    def _failed(exc: BaseException) -> None:
+        failed.append(exc)
     t0 = time.perf_counter()
     frames: dict[tuple[str, int], list[bytes]] = {}
     started: dict[tuple[str, int], float] = {}
@@ -79,7 +86,7 @@ def produce(
         lines = frames.pop(slot)
         started.pop(slot, None)
         producer.send(slot[0], value=b"\n".join(lines), partition=slot[1],
-                      headers=[(FRAMING_HEADER, LINES)])  # fmt: skip
+                      headers=[(FRAMING_HEADER, LINES)]).add_errback(_failed)  # fmt: skip
 
     try:
         for e in events:
@@ -108,7 +115,7 @@ def produce(
                     for old in [s for s, t in started.items() if now - t > _LINGER_S]:
                         send_frame(old)
             else:
-                producer.send(topic, key=key, value=value)
+                producer.send(topic, key=key, value=value).add_errback(_failed)
             sent += 1
             if progress is not None and sent % 8192 == 0:
                 progress(8192)
@@ -121,6 +128,11 @@ def produce(
         producer.flush()
     finally:
         producer.close()
+    if failed:
+        raise FilterwatchError(
+            f"Kafka did not accept {len(failed)} messages ({type(failed[0]).__name__}: "
+            f"{failed[0]}) within the producer's 120 s delivery timeout; check the broker"
+        )
     if progress is not None:
         progress(sent % 8192)
     return sent

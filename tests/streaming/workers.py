@@ -132,7 +132,14 @@ class KafkaTestEnv:
             **self.kafka_overrides,
         }
 
-    def write_config(self, name: str, store: Path, port: int, notify: list | None = None) -> Path:
+    def write_config(
+        self,
+        name: str,
+        store: Path,
+        port: int,
+        notify: list | None = None,
+        alerts: dict | None = None,
+    ) -> Path:
         cfg = {
             "store": {"path": str(store)},
             "kafka": self.kafka_section(port),
@@ -140,8 +147,11 @@ class KafkaTestEnv:
         }
         if notify:
             cfg["notify"] = notify
+        if alerts:
+            cfg["alerts"] = alerts
         p = self.tmp / f"fw-{name}.yaml"
         p.write_text(yaml.safe_dump(cfg))
+        p.chmod(0o600)  # it may hold notification URLs: secrets (see monitor/secrets.py)
         return p
 
     def worker(self, name: str) -> Worker:
@@ -222,3 +232,31 @@ class KafkaTestEnv:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=30)
+
+
+def settled(
+    worker, keys=("verdicts", "feedback", "skipped", "rejected"), quiet_s=6.0, timeout=240.0
+) -> dict:
+    """Wait until the worker has no lag and its counters stopped moving."""
+    deadline = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < deadline:
+        h = worker.wait(lambda h: True, timeout=30)
+        snap = (*[h[k] for k in keys], h["windows"])
+        if snap != last:
+            last, since = snap, time.time()
+        elif h["lag"] == 0 and time.time() - since >= quiet_s:
+            return h
+        time.sleep(0.5)
+    raise AssertionError(f"worker did not settle: {last}")
+
+
+def totals(worker) -> dict:
+    db = "filterwatch"
+    (row,) = worker.sql(
+        f"SELECT (SELECT sum(requests) FROM {db}.traffic_1m) AS rollup_requests, "
+        f"(SELECT count() FROM {db}.verdicts) AS verdicts, "
+        f"(SELECT count() FROM {db}.feedback) AS feedback, "
+        f"(SELECT count() FROM {db}.alerts) AS alerts"
+    )
+    return {k: int(v or 0) for k, v in row.items()}

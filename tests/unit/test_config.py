@@ -7,6 +7,7 @@ from monitor.errors import ConfigError
 def write(tmp_path, text):
     p = tmp_path / "fw.yaml"
     p.write_text(text)
+    p.chmod(0o600)  # a config with notification URLs holds secrets (monitor/secrets.py)
     return p
 
 

@@ -1,0 +1,1 @@
+"""Scenarios against the real broker and real ClickHouse engine (see tests/conftest.py)."""
