@@ -125,6 +125,27 @@ def init_db(obj: _Ctx) -> None:
     click.echo(f"schema ready: {n} statements on {cfg.store.database} at {_store_label(cfg)}")
 
 
+@cli.command("access-ddl")
+@click.pass_obj
+def access_ddl_cmd(obj: _Ctx) -> None:
+    """Print the ClickHouse roles, users, grants and row policies for a server.
+
+    Passwords come from FILTERWATCH_WRITER_PASSWORD and FILTERWATCH_ANALYST_PASSWORD and
+    are printed only as SHA-256 hashes. Pipe into `clickhouse client -n` as a user with
+    access management."""
+    import os
+
+    from monitor.access import access_ddl
+
+    click.echo(
+        access_ddl(
+            obj.config.store.database,
+            os.environ.get("FILTERWATCH_WRITER_PASSWORD", ""),
+            os.environ.get("FILTERWATCH_ANALYST_PASSWORD", ""),
+        )
+    )
+
+
 # --------------------------------------------------------------------------------------
 _SCENARIO_HELP = "Incident scenario (overblock-after-deploy, selfharm-underblock, ...)."
 

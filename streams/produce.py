@@ -71,6 +71,7 @@ def produce(
 
     def _failed(exc: BaseException) -> None:
         failed.append(exc)
+
     t0 = time.perf_counter()
     frames: dict[tuple[str, int], list[bytes]] = {}
     started: dict[tuple[str, int], float] = {}

@@ -44,3 +44,30 @@ SELECT toStartOfHour(minute) AS hour, category, model_version, bin / 20 AS score
        (bin + 1) / 20 AS score_to, sum(pages) AS pages
 FROM {db}.score_hist_1m
 GROUP BY hour, category, model_version, bin;
+
+-- One district's views: the tenant is a required parameter, so a query cannot forget the
+-- filter (without it ClickHouse refuses the query). District analysts get these and the
+-- per-tenant rollups behind them under a row policy on their own tenant (access.sql).
+--   SELECT * FROM {db}.v_tenant_block_rate_hourly(tenant = 'district-0042')
+CREATE OR REPLACE VIEW {db}.v_tenant_block_rate_hourly AS
+SELECT c.hour, c.category, c.model_version, c.blocked, t.requests,
+       c.blocked / t.requests AS block_rate
+FROM (SELECT toStartOfHour(minute) AS hour, category, model_version, sum(blocked) AS blocked
+      FROM {db}.category_1m WHERE tenant_id = {{tenant:String}}
+      GROUP BY hour, category, model_version) AS c
+INNER JOIN (SELECT toStartOfHour(minute) AS hour, model_version, sum(requests) AS requests
+            FROM {db}.traffic_1m WHERE tenant_id = {{tenant:String}}
+            GROUP BY hour, model_version) AS t
+  ON c.hour = t.hour AND c.model_version = t.model_version;
+
+--   SELECT * FROM {db}.v_tenant_override_rate_daily(tenant = 'district-0042')
+CREATE OR REPLACE VIEW {db}.v_tenant_override_rate_daily AS
+SELECT b.day, b.category, b.model_version, b.blocked, coalesce(f.unblocks, 0) AS unblocks,
+       1000 * coalesce(f.unblocks, 0) / b.blocked AS unblocks_per_1000_blocks
+FROM (SELECT toDate(minute) AS day, category, model_version, sum(blocked) AS blocked
+      FROM {db}.category_1m WHERE tenant_id = {{tenant:String}}
+      GROUP BY day, category, model_version HAVING blocked > 0) AS b
+LEFT JOIN (SELECT toDate(minute) AS day, category, model_version, sum(events) AS unblocks
+           FROM {db}.feedback_1m WHERE action = 'unblock' AND tenant_id = {{tenant:String}}
+           GROUP BY day, category, model_version) AS f
+  ON b.day = f.day AND b.category = f.category AND b.model_version = f.model_version;
