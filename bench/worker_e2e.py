@@ -109,7 +109,8 @@ def run(bootstrap: str, n_target: int, workers: int, lines: int, batch_max: int 
     # Steady state: from the first stored event to the last (group join and the first
     # fetch excluded), which is what a long-running worker sustains.
     first = next((t for t, done, _ in samples if done > 0), 0.0)
-    steady = n / max(elapsed - first, 1e-9)
+    # too few samples after the first stored event (a quick run) give no steady rate
+    steady = n / (elapsed - first) if elapsed - first >= 2.0 else None
     return {
         "events": n,
         "workers": workers,
@@ -117,7 +118,7 @@ def run(bootstrap: str, n_target: int, workers: int, lines: int, batch_max: int 
         "partitions": env.partitions,
         "events_per_s": round(eps),
         "events_per_s_per_worker": round(eps / workers),
-        "steady_events_per_s": round(steady),
+        "steady_events_per_s": round(steady) if steady else None,
         "startup_s": round(first, 1),
         "events_per_worker": per_worker,
         "baseline_events_per_s": round(raw_eps),
@@ -174,7 +175,7 @@ def main() -> int:
                 f"{r['workers']} worker(s), {r['lines_per_message']} event(s)/message: "
                 f"{r['events_per_s']:,} events/s end to end over {r['events']:,} events "
                 f"({r['events_per_s_per_worker']:,}/worker; steady state "
-                f"{r['steady_events_per_s']:,}/s after {r['startup_s']} s of group join); "
+                f"{r['steady_events_per_s'] or 0:,}/s after {r['startup_s']} s of group join); "
                 f"raw aiokafka "
                 f"{r['baseline_events_per_s']:,} events/s; ratio {r['ratio']}"
             )

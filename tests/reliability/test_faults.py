@@ -53,7 +53,7 @@ def test_store_unwritable_pauses_then_catches_up_exactly(kafka_env):
     """The store cannot be written for a while (60 s at full length): the worker pauses
     consumption, keeps its batch, and catches up when it can write again."""
     truth, producer = kafka_env.simulate(
-        "none", rate=800, duration=130, onset=65, seed=11, send_rate=2500
+        "none", rate=800, duration=100, onset=50, seed=11, send_rate=3000
     )
     w = kafka_env.worker("a").start()
     w.wait(lambda h: h["verdicts"] > 20_000, what="ingest under way")
@@ -67,9 +67,15 @@ def test_store_unwritable_pauses_then_catches_up_exactly(kafka_env):
             time.sleep(1)
         during = w.wait(lambda h: True)
     assert during["store_errors"] > 0 and during["status"] == "store-unavailable"
+    assert during["verdicts"] + during["feedback"] == down["verdicts"] + down["feedback"]
+    back = time.time()
     w.wait(lambda h: h["status"] == "ok", timeout=120, what="store back")
     assert producer.wait(timeout=300) == 0
-    settled(w)
+    h = settled(w)
+    print(
+        f"store outage {outage_s(60):.0f} s: {during['store_errors']} failed writes, lag "
+        f"{during['lag']} messages at its end, settled {time.time() - back:.0f} s after"
+    )
     metrics = w.metrics()
     w.stop()
     exact(totals(w), truth)
@@ -82,7 +88,7 @@ def test_broker_stopped_then_restarted_exactly(kafka_env, kafka_broker):
     if kafka_broker is None:
         pytest.fail("KAFKA_BOOTSTRAP names an outside broker; this scenario stops its own")
     truth, producer = kafka_env.simulate(
-        "none", rate=800, duration=130, onset=65, seed=12, send_rate=2500
+        "none", rate=800, duration=100, onset=50, seed=12, send_rate=3000
     )
     w = kafka_env.worker("a").start()
     w.wait(lambda h: h["verdicts"] > 20_000, what="ingest under way")
@@ -92,9 +98,11 @@ def test_broker_stopped_then_restarted_exactly(kafka_env, kafka_broker):
         assert w.proc.poll() is None, "the worker exited while the broker was down"
     finally:
         kafka_broker.start()
+    back = time.time()
     assert producer.wait(timeout=400) == 0
     h = settled(w, timeout=400)
     assert h["status"] == "ok"
+    print(f"broker outage {outage_s(30):.0f} s: settled {time.time() - back:.0f} s after restart")
     w.stop()
     exact(totals(w), truth)
 
@@ -112,7 +120,7 @@ def test_two_workers_one_killed_rebalance_loses_nothing(kafka_env):
         w.wait(lambda h: h is not None, what="worker up")
     time.sleep(12)  # let the group settle on two members before traffic arrives
     truth, producer = kafka_env.simulate(
-        "none", rate=800, duration=130, onset=65, seed=13, send_rate=2500
+        "none", rate=800, duration=100, onset=50, seed=13, send_rate=3000
     )
     b.wait(lambda h: h["verdicts"] > 10_000, what="b has work")
     assert a.health()["verdicts"] > 0  # the group really split the partitions

@@ -21,6 +21,8 @@ from tests.streaming.workers import FW, _env, free_port, settled, totals
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 
+SECRET, TOKEN = "pw-5e4d3c2b1a", "tok-0f9e8d7c"
+
 
 def test_incident_end_to_end_alert_delivered_after_notifier_outage(kafka_env):
     """The incident is detected while the notification endpoint is down: the alert waits
@@ -31,7 +33,7 @@ def test_incident_end_to_end_alert_delivered_after_notifier_outage(kafka_env):
         "a",
         w.store,
         w.port,
-        notify=[{"url": f"json://127.0.0.1:{port}/hook"}],
+        notify=[{"url": f"json://fw:{SECRET}@127.0.0.1:{port}/hook/{TOKEN}"}],
         alerts={"retry_backoff_s": 1.0, "retry_backoff_max_s": 4.0, "max_attempts": 1000},
     )
     # Cold start at 800/s: the self-harm drop is detected ~100 s after the onset, so
@@ -80,6 +82,11 @@ def test_incident_end_to_end_alert_delivered_after_notifier_outage(kafka_env):
     )
     assert sorted(m["title"] for m in rx.messages) == sorted(r["title"] for r in sent)
     assert any(int(r["attempts"]) > 1 for r in sent)  # it did fail first
+    assert rx.paths and all(p == f"/hook/{TOKEN}" for p in rx.paths)
+    # the worker's own log: no notification credentials, no student data
+    log = w.log.read_text(errors="replace")
+    for needle in (SECRET, TOKEN, "student_id=", "@school.org"):
+        assert needle not in log, needle
 
 
 def test_clean_stream_raises_nothing(kafka_env):
