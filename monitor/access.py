@@ -8,14 +8,12 @@ them. chDB (the embedded store) has no users: it is one process's files.
 from __future__ import annotations
 
 import hashlib
-import re
 from importlib import resources
 
+from monitor.config import StoreConfig
 from monitor.errors import ConfigError
 
 __all__ = ["access_ddl", "access_statements"]
-
-_DB = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def _sha256(password: str) -> str:
@@ -23,8 +21,7 @@ def _sha256(password: str) -> str:
 
 
 def access_ddl(database: str, writer_password: str, analyst_password: str) -> str:
-    if not _DB.match(database):
-        raise ConfigError(f"database {database!r} is not a valid ClickHouse identifier")
+    StoreConfig(database=database).validate()  # the same identifier rule as the store
     for name, pw in (("writer", writer_password), ("analyst", analyst_password)):
         if len(pw) < 12:
             raise ConfigError(

@@ -46,7 +46,7 @@ def check_private(path: str | os.PathLike, what: str) -> None:
 
 def holds_secrets(data: dict) -> bool:
     """A config mapping that carries notification URLs or a ClickHouse password."""
-    if data.get("notify") or data.get("url_hash_key"):
+    if data.get("notify"):
         return True
     store = data.get("store")
     url = store.get("url") if isinstance(store, dict) else None
