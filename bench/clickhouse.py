@@ -43,7 +43,7 @@ from monitor.validation import Validator  # noqa: E402
 VIEWS = ("v_block_rate_hourly", "v_override_rate_daily", "v_drift_timeline",
          "v_alert_history", "v_score_histogram_hourly")  # fmt: skip
 ROLLUPS = ("traffic_1m", "category_1m", "traffic_fleet_1m", "category_fleet_1m",
-           "score_hist_1m")  # fmt: skip
+           "score_hist_1m", "score_cal_5m")  # fmt: skip
 SEED_RATE = 12_700  # requests/s: 1.1 billion a day
 
 

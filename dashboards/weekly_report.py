@@ -82,7 +82,29 @@ def _quality(store: Store, d: WeekData, evalset) -> dict:
                 c: (float(m.precision[j]), float(m.recall[j])) for j, c in enumerate(m.categories)
             }
         out[version] = {"online": online, "offline": offline}
+        out[version].update(_label_free(store, d, evalset, version))
     return out
+
+
+def _label_free(store: Store, d: WeekData, evalset, version: str) -> dict:
+    """The week's label-free estimate (calibrated on the evaluation set's rows of the
+    version) and hourly under-blocking findings; empty without a usable calibration."""
+    if evalset is None or version not in evalset.model_versions:
+        return {}
+    from monitor.calibration import CalibrationError
+    from monitor.estimate_report import build_report, series_findings
+    from monitor.modelcard_estimates import fit_from_evalset
+
+    try:
+        cal = fit_from_evalset(evalset.only(version))
+    except CalibrationError:
+        return {}
+    week = d.period.end - d.period.start
+    rep = build_report(store, cal, version, d.period.start, d.period.end, week)
+    step = 3600 if week > 6 * 3600 else 300
+    return {"label_free": rep,
+            "findings": series_findings(store, cal, version, d.period.start, d.period.end,
+                                        step, rep)}  # fmt: skip
 
 
 def _lights(d: WeekData, rates: pd.DataFrame, quality: dict) -> dict[str, tuple[str, str]]:
@@ -98,6 +120,11 @@ def _lights(d: WeekData, rates: pd.DataFrame, quality: dict) -> dict[str, tuple[
             if e is not None and off is not None and e.recall.high < off[1] - RECALL_GAP:
                 colour = "red"
                 why.append(f"{version} online recall {e.recall.high:.2f} at most vs {off[1]:.2f}")
+            hits = [f for f in q.get("findings", []) if f["category"] == c]
+            if hits:
+                colour = "red"
+                why.append(f"{version} label-free FNR above reference in {len(hits)} window(s), "
+                           f"up to {max(f['fnr'] for f in hits):.2f}")  # fmt: skip
         if colour != "red":
             if len(a):
                 colour, why = "amber", [f"{len(a)} alert(s)"]
@@ -403,6 +430,7 @@ def _summary_md(d: WeekData, rates, quality, lights, ev: dict | None) -> str:
             )
     else:
         md.append("No alerts this period.")
+    md += _estimates_md(quality)
     md += ["", "## Precision and recall in plain words", ""]
     md += _plain_words(quality) or ["No model version had enough labels to say."]
     if ev:
@@ -413,6 +441,37 @@ def _summary_md(d: WeekData, rates, quality, lights, ev: dict | None) -> str:
             f"{ev['rows_ref']:,}).",
         ]
     return "\n".join(md) + "\n"
+
+
+def _estimates_md(quality: dict) -> list[str]:
+    from monitor.estimate_report import rows
+
+    md = []
+    for version, q in quality.items():
+        rep = q.get("label_free")
+        if rep is None or not rep.estimates:
+            continue
+        t = rows(rep)
+        md += ["", f"## Estimated vs measured FP/FN — {version}", "",
+               "| " + " | ".join(t[0]) + " |", "|" + "---|" * len(t[0])]  # fmt: skip
+        md += ["| " + " | ".join(r) + " |" for r in t[1:]]
+        md += ["", ESTIMATE_NOTE]
+        for f in q.get("findings", []):
+            md.append(f"- label-free under-blocking: {f['category']} at {f['window_start']} UTC, "
+                      f"FNR {f['fnr']:.2f} [{f['fnr_low']:.2f}, {f['fnr_high']:.2f}] vs "
+                      f"reference {f['reference_fnr']:.2f} ({f['reading']}), "
+                      f"~{f['missed']:.0f} pages")  # fmt: skip
+    return md
+
+
+ESTIMATE_NOTE = (
+    "Label-free: from scores alone (CBPE with a calibration fitted on the evaluation set), "
+    "95% intervals; prevalence FNR assumes the category's share of traffic is what it was "
+    "the week before (scaled for mix changes). Measured: analysts' audits and disputes, "
+    "bias-corrected (Clopper-Pearson). Override rates: unblocks per block, reports per "
+    "request (biased: disputes land on errors). Flags: score-drift (calibration outside "
+    "its data), calibration-error (fresh labels disagree), prevalence-drop."
+)
 
 
 def _plain_words(quality: dict) -> list[str]:
@@ -495,6 +554,15 @@ def build_weekly_report(
     for i, (title, note, fig) in enumerate(figs):
         body.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>")
         body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig{i}"))
+    for version, q in quality.items():
+        rep = q.get("label_free")
+        if rep is not None and rep.estimates:
+            from monitor.estimate_report import rows
+
+            t = rows(rep)
+            body.append(f"<h2>Estimated vs measured FP/FN — {html.escape(version)}</h2>")
+            body.append(_table(pd.DataFrame(t[1:], columns=t[0])))
+            body.append(f"<p>{html.escape(ESTIMATE_NOTE)}</p>")
     body += ["<h2>Alerts this period</h2>", _table(d.alerts.drop(columns=["title"]))]
     body += ["<h2>Top over-blocked domains (unblock requests)</h2>", _table(d.over_domains)]
     body += ["<h2>Top under-blocked domains (reports)</h2>", _table(d.under_domains)]
@@ -527,6 +595,14 @@ def build_weekly_report(
         "lights": {c: col for c, (col, _) in lights.items()},
         "evidently": ev,
         "figures": [t for t, _, _ in figs],
+        "label_free": {
+            v: {
+                "findings": q.get("findings", []),
+                "estimates": q["label_free"].to_json()["categories"],
+            }
+            for v, q in quality.items()
+            if q.get("label_free") is not None
+        },
     }
     (out_dir / "weekly_report.json").write_text(json.dumps(data, indent=1, default=str))
     return WeeklyReport(

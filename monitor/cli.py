@@ -985,7 +985,8 @@ def model_card(
 
         with _open_store(obj.config) as store:
             prod = online_metrics(store, version, m.categories)
-    md, page = write_model_card(es, m, Path(out_dir), thresholds, prod, version)
+    estimates = _card_estimates(obj, es, m, thresholds, version, online)
+    md, page = write_model_card(es, m, Path(out_dir), thresholds, prod, version, estimates)
     if as_json:
         out = m.to_json()
         if prod is not None:
@@ -1004,6 +1005,30 @@ def model_card(
         labelled = sum(e.labelled for e in prod.values())
         click.echo(f"online ({version}): {labelled:,} labelled category outcomes in the store")
     click.echo(f"{md}\n{page}")
+
+
+def _card_estimates(obj: _Ctx, es, m, thresholds, version: str, online: bool) -> dict | None:
+    """Calibration and estimated-vs-measured tables for the card (None: too few labels)."""
+    from monitor.calibration import CalibrationError
+    from monitor.modelcard_estimates import cross_fitted_rows, fit_from_evalset
+
+    try:
+        cal = fit_from_evalset(es.only(version) if len(es.model_versions) > 1 else es)
+    except CalibrationError:
+        return None
+    out = {"calibration": cal, "cross_fitted": cross_fitted_rows(es, m, thresholds)}
+    if online:
+        from monitor.estimate_report import build_report, rows
+
+        with _open_store(obj.config) as store:
+            end = store.scalar(
+                f"SELECT toUnixTimestamp(max(minute)) FROM {store.db}.traffic_fleet_1m "
+                "WHERE model_version = {mv:String}", {"mv": version})  # fmt: skip
+            if end:
+                end = float(end) + 60
+                rep = build_report(store, cal, version, end - 7 * 86400, end, 7 * 86400)
+                out["production"] = rows(rep)
+    return out
 
 
 @cli.command("eval-sample")
@@ -1152,6 +1177,16 @@ def rca(obj: _Ctx, alert_id, out) -> None:
     finally:
         store.close()
     click.echo(str(path))
+
+
+# --------------------------------------------------------------------------------------
+def _register_label_commands() -> None:
+    from monitor.cli_labels import register
+
+    register(cli, _Ctx, _open_store, _thresholds)
+
+
+_register_label_commands()
 
 
 # --------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ def write_sample_evalset(
             "tenant_id": ev["tenant_id"],
             "ts": ev["ts"],
             "label_source": "simulator (synthetic ground truth)",
+            # Safe pages were kept 1 in 1/safe_fraction: each stands for that many.
+            "weight": 1.0 if (ev["_true"] or ev["categories"]) else round(1 / safe_fraction, 6),
         }
         for ev in (eligible[i] for i in keep)
     ]

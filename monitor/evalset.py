@@ -16,6 +16,9 @@ One row per evaluated page. Formats: JSON Lines (``.jsonl``, ``.jsonl.gz``), CSV
 ``tenant_id``       optional
 ``ts``              optional, epoch seconds or ISO 8601
 ``label_source``    optional (e.g. ``analyst``, ``vendor``), for the data card
+``weight``          optional sampling weight (> 0, default 1): how many production pages
+                    the row stands for. An enriched set that kept 1 in 10 safe pages
+                    gives those weight 10, so calibration learns production's odds
 =================== ===================================================================
 
 Every problem is a :class:`EvalSetError` naming the row (1-based, after the header for
@@ -57,6 +60,7 @@ class EvalRow:
     tenant_id: str = ""
     ts: float | None = None
     label_source: str = ""
+    weight: float = 1.0
 
 
 @dataclass
@@ -188,6 +192,18 @@ def _ts(value) -> float | None:
         raise ValueError(f"ts {value!r} is neither epoch seconds nor ISO 8601") from None
 
 
+def _weight(value) -> float:
+    if value in (None, ""):
+        return 1.0
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight {value!r} is not a number") from None
+    if not (math.isfinite(w) and w > 0):
+        raise ValueError(f"weight is {w!r}; it must be a positive number")
+    return w
+
+
 def looks_like_evalset(path: str | Path) -> bool:
     """True for CSV/Parquet, and for JSON Lines whose first row is a labelled page (not an
     event): how ``filterwatch replay`` tells an evaluation set from an event capture."""
@@ -247,6 +263,7 @@ def read_evalset(path: str | Path, hash_key: bytes | None = None) -> EvalSet:
                 tenant_id=str(rec.get("tenant_id") or ""),
                 ts=_ts(rec.get("ts")),
                 label_source=str(rec.get("label_source") or ""),
+                weight=_weight(rec.get("weight")),
             )
         except ValueError as exc:
             bad += 1

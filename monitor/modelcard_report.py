@@ -92,6 +92,25 @@ ONLINE_NOTE = (
 )
 
 
+CALIBRATION_NOTE = (
+    "Label-free estimation turns each score into a probability of the category. Per "
+    "category three maps are fitted (isotonic, Platt, beta) on the pages the model scored "
+    "(scores under 0.01 get their own Jeffreys estimate) and the lowest 5-fold "
+    "cross-validated log loss wins. ECE: expected calibration error over 10 bins."
+)
+CROSS_FIT_NOTE = (
+    "The set is split in two halves; each is estimated from its scores alone with the "
+    "calibration fitted on the other half, and the halves are summed. Measured: the labels "
+    "(weighted counts; FNR with a Clopper-Pearson 95% interval). This is how far the "
+    "label-free numbers land from the truth when the calibration still holds."
+)
+PRODUCTION_NOTE = (
+    "Label-free: CBPE with this set's calibration over production's score histograms; "
+    "prevalence FNR anchors on the 7 days before. Measured: audits and disputes, bias-"
+    "corrected (see above). Override rates: unblocks per block, reports per request."
+)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -123,7 +142,10 @@ def write_model_card(
     thresholds=None,
     online: dict | None = None,
     online_version: str = "",
+    estimates: dict | None = None,
 ) -> tuple[Path, Path]:
+    """``estimates``: the calibration, the cross-fitted estimate on this set, and (with
+    ``--online``) production's label-free table; see :mod:`monitor.modelcard_estimates`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / "pr_curves.png"
     _plot(evalset, m, thresholds, png)
@@ -163,14 +185,36 @@ def write_model_card(
         title = f"Offline vs online (production, model version {online_version})"
         sections.append((title, online_table(m, online)))
         notes[title] = ONLINE_NOTE
+    images = [("Precision-recall curves", "Dot: the operating point of the threshold.", png)]
+    if estimates:
+        from monitor.modelcard_estimates import calibration_rows, plot_reliability
+
+        cal = estimates["calibration"]
+        title = "Score calibration (for label-free estimation)"
+        sections.append((title, calibration_rows(cal)))
+        notes[title] = CALIBRATION_NOTE
+        rel = out_dir / "reliability.png"
+        plot_reliability(cal, rel)
+        note = ("Out-of-fold calibrated probability against the observed share; the dashed "
+                "line is perfect calibration.")  # fmt: skip
+        images.append(("Reliability diagrams", note, rel))
+        if len(estimates.get("cross_fitted") or []) > 1:
+            title = "Estimated vs measured FP/FN on this set (label-free, cross-fitted)"
+            sections.append((title, estimates["cross_fitted"]))
+            notes[title] = CROSS_FIT_NOTE
+        prod = estimates.get("production")
+        if prod is not None and len(prod) > 1:
+            title = f"Estimated vs measured FP/FN in production (model version {online_version})"
+            sections.append((title, prod))
+            notes[title] = PRODUCTION_NOTE
     md = ["# Model card", ""]
     for title, rows in sections:
         md += [f"## {title}", "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
         md += ["| " + " | ".join(r) + " |" for r in rows[1:]] + [""]
         if title in notes:
             md += [notes[title], ""]
-    md += ["## Precision-recall curves", "", "Dot: the operating point of the threshold.", "",
-           f"![precision-recall curves]({png.name})", ""]  # fmt: skip
+    for title, note, img in images:
+        md += [f"## {title}", "", note, "", f"![{title.lower()}]({img.name})", ""]
     md_path = out_dir / "model_card.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
     h = ["<!doctype html><html><head><meta charset='utf-8'><title>Model card</title>",
@@ -186,8 +230,10 @@ def write_model_card(
         h.append("</table>")
         if title in notes:
             h.append(f"<p>{html.escape(notes[title])}</p>")
-    h += [f"<h2>Precision-recall curves</h2><img src='{png.name}' alt='PR curves'>",
-          "</body></html>"]  # fmt: skip
+    for title, note, img in images:
+        h.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>"
+                 f"<img src='{img.name}' alt='{html.escape(title)}'>")  # fmt: skip
+    h.append("</body></html>")
     html_path = out_dir / "model_card.html"
     html_path.write_text("\n".join(h), encoding="utf-8")
     return md_path, html_path

@@ -188,6 +188,36 @@ FROM {db}.verdicts
 ARRAY JOIN mapKeys(scores) AS cat
 GROUP BY minute, model_version, category, bin;
 
+-- Label-free estimation (monitor/label_free.py): verdicts per 5 minutes, category, model
+-- version, 0.01-wide score bin and whether the category was predicted. A calibrated
+-- probability per bin turns this into expected TP/FP/FN without labels; 100 bins so that
+-- thresholds on a 0.01 grid fall on bin edges. Unscored pages are not here (traffic has them).
+CREATE TABLE IF NOT EXISTS {db}.score_cal_5m
+(
+    period        DateTime('UTC'),
+    model_version LowCardinality(String),
+    category      LowCardinality(String),
+    predicted     UInt8,
+    bin           UInt8,
+    pages         SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (period, category, model_version, predicted, bin)
+TTL period + INTERVAL {rollup_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.score_cal_5m_mv TO {db}.score_cal_5m AS
+SELECT
+    toStartOfFiveMinutes(ts) AS period,
+    model_version,
+    cat AS category,
+    toUInt8(has(categories, cat)) AS predicted,
+    toUInt8(least(99, greatest(0, floor(toFloat64(scores[cat]) * 100)))) AS bin,
+    count() AS pages
+FROM {db}.verdicts
+ARRAY JOIN mapKeys(scores) AS cat
+GROUP BY period, model_version, category, predicted, bin;
+
 -- Feedback joined to its verdict: the labeled outcomes. All of it is kept.
 CREATE TABLE IF NOT EXISTS {db}.feedback
 (
@@ -399,3 +429,72 @@ CREATE TABLE IF NOT EXISTS {db}.reference_profiles
 )
 ENGINE = ReplacingMergeTree(built_at)
 ORDER BY (profile, model_version, signal, category, tenant_id, change);
+
+-- The annotation queue (filterwatch labels queue): each selected verdict with its stratum,
+-- the stratum's size and sample, and so its inclusion probability. Estimates from the
+-- labels weigh each by 1 / inclusion (Horvitz-Thompson), which undoes the oversampling.
+CREATE TABLE IF NOT EXISTS {db}.label_queue
+(
+    queue_id       String,
+    created_at     DateTime64(3, 'UTC'),
+    seed           UInt64,
+    since          DateTime64(3, 'UTC'),
+    until          DateTime64(3, 'UTC'),
+    request_id     String,
+    ts             DateTime64(3, 'UTC'),
+    tenant_id      LowCardinality(String),
+    model_version  LowCardinality(String),
+    url            String,
+    scores         Map(LowCardinality(String), Float32),
+    predicted      Array(LowCardinality(String)),
+    stratum        String,
+    focus          LowCardinality(String),
+    band           LowCardinality(String),
+    stratum_size   UInt64,
+    stratum_sample UInt32,
+    inclusion      Float64
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (queue_id, request_id);
+
+-- Every stratum of a queue, sampled or not: the population the estimate extrapolates to.
+CREATE TABLE IF NOT EXISTS {db}.label_strata
+(
+    queue_id       String,
+    stratum        String,
+    focus          LowCardinality(String),
+    band           LowCardinality(String),
+    tenant_id      LowCardinality(String),
+    stratum_size   UInt64,
+    stratum_sample UInt32
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (queue_id, stratum);
+
+-- Analyst labels as imported (filterwatch labels import), one row per label; they also
+-- travel as feedback events. Annotators are staff ids, never students.
+CREATE TABLE IF NOT EXISTS {db}.labels
+(
+    import_id     String,
+    request_id    String,
+    url           String,
+    annotator     LowCardinality(String),
+    categories    Array(LowCardinality(String)),
+    labeled_at    DateTime64(3, 'UTC'),
+    queue_id      String,
+    imported_at   DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (request_id, url, annotator, import_id);
+
+-- The data card of each imported label set, versioned by the file's content hash.
+CREATE TABLE IF NOT EXISTS {db}.label_sets
+(
+    import_id     String,
+    sha256        String,
+    file_name     String,
+    imported_at   DateTime64(3, 'UTC'),
+    card          String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (import_id);

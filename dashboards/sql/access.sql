@@ -19,6 +19,8 @@ GRANT CREATE TABLE, CREATE VIEW, DROP VIEW, ALTER TABLE, ALTER VIEW, INSERT, SEL
 GRANT SELECT ON {db}.traffic_fleet_1m TO fw_analyst_role;
 GRANT SELECT ON {db}.category_fleet_1m TO fw_analyst_role;
 GRANT SELECT ON {db}.score_hist_1m TO fw_analyst_role;
+GRANT SELECT ON {db}.score_cal_5m TO fw_analyst_role;
+GRANT SELECT ON {db}.label_sets TO fw_analyst_role;
 GRANT SELECT ON {db}.feedback_1m TO fw_analyst_role;
 GRANT SELECT ON {db}.drift_events TO fw_analyst_role;
 GRANT SELECT ON {db}.alerts TO fw_analyst_role;

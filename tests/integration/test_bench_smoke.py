@@ -34,3 +34,14 @@ def test_memory_bench_builds_every_tenant_segment(tmp_path):
     r = _run("memory.py", tmp_path, "--windows", "6")
     assert r["tenant_segments"] == 100 * 20 * 3
     assert r["checkpoint_bytes_per_segment"] > 0 and r["window_update_ms"] > 0
+
+
+def test_label_free_bench_reports_errors_coverage_and_findings(tmp_path):
+    r = _run("label_free.py", tmp_path)
+    scen = r["scenarios"]
+    assert set(scen) == {"none", "selfharm-underblock", "score-shift", "category-mix-shift",
+                         "overblock-after-deploy"}  # fmt: skip
+    for s in scen.values():
+        assert s["summary"]["categories"] >= 15 and 0 <= s["summary"]["mae_recall"] < 1
+    assert scen["selfharm-underblock"]["summary"]["window_findings"].get("self_harm", 0) >= 1
+    assert r["false_alarms"]["category_windows"] > 0

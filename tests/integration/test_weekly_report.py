@@ -47,6 +47,14 @@ def test_report_sections_and_summary(report, store):
     lights = re.findall(r"^\| (\w+) \| \S+ (red|amber|green) \|", md, re.M)
     assert len(lights) == 9 and dict(lights)["adult"] in ("amber", "red")
     assert "of every 100 pages blocked as" in md
+    # estimated (label-free) and measured FP/FN side by side, with intervals
+    assert "## Estimated vs measured FP/FN — 2026.11.2" in md
+    table = md.split("## Estimated vs measured FP/FN — 2026.11.2")[1]
+    assert "label-free FNR [95%]" in table and "measured FNR [95%]" in table
+    adult = next(line for line in table.splitlines() if line.startswith("| adult |"))
+    assert re.search(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]", adult), adult
+    lf = report.data["label_free"]["2026.11.2"]["estimates"]["adult"]
+    assert lf["label_free"]["requests"] > 0 and lf["label_free"]["fn"]["high"] >= 0
     ev = report.data["evidently"]
     assert ev["rows_now"] >= 30 and ev["drifted_columns"] is not None
     page = report.html.read_text()
