@@ -37,6 +37,12 @@ def evidence_source(signal: str) -> tuple[str, str, str]:
         return "feedback", "action IN ('report', 'block') AND has(attributed, {cat:String})", "ts"
     if signal == "latency":
         return "verdicts", "latency_ms > {lat:Float64}", "ts"
+    if signal == "est_fnr":  # allowed for the category though the model scored it
+        return (
+            "verdicts",
+            "mapContains(scores, {cat:String}) AND NOT has(categories, {cat:String})",
+            "ts",
+        )
     raise KeyError(signal)
 
 

@@ -31,6 +31,7 @@ _SIGNAL_NAMES = {
     "canary_block_rate": "block rate of this version (vs the rest of the fleet as baseline)",
     "canary_unblock_rate": "unblock requests per block of this version (vs the rest)",
     "labelset": "share of predicted requests with this label set",
+    "est_fnr": "label-free estimated false-negative rate (no feedback needed)",
 }
 
 

@@ -2,8 +2,8 @@
 
 Direction comes from *evidence*, not from the detector that fired first:
 
-- under-blocking: reports of harmful pages rise, or an always-block category's block
-  rate falls;
+- under-blocking: reports of harmful pages rise, an always-block category's block
+  rate falls, or its label-free estimated false-negative rate rises (``est_fnr``);
 - over-blocking: unblock requests per block rise, or pages of an "often over-blocked"
   category (health, education, news, ...) get blocked more;
 - drift: everything else (category mix, score distribution, block rate of a category
@@ -48,6 +48,8 @@ def evidence_direction(e: DriftEvent) -> str:
         return "under-blocking"
     if e.signal == "block_rate" and e.change == "down" and cls is SeverityClass.CIPA:
         return "under-blocking"
+    if e.signal == "est_fnr" and e.change == "up" and cls is SeverityClass.CIPA:
+        return "under-blocking"  # label-free estimate (monitor/label_free.py): no feedback
     if e.signal == "unblock_rate" and e.change == "up":
         return "over-blocking"
     if e.signal == "block_rate" and e.change == "up" and cls is SeverityClass.OFTEN_OVERBLOCKED:

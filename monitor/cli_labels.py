@@ -150,10 +150,27 @@ def register(cli, ctx_cls, open_store, thresholds_loader) -> None:
         help="Also estimate per window (e.g. 5m, 1h) and check each for under-blocking.",
     )
     @click.option("--record", is_flag=True, help="Store under-blocking findings as detections.")
+    @click.option(
+        "--alert",
+        is_flag=True,
+        help="Also page on findings through the alert "
+        "pipeline (configured targets, plus --notify).",
+    )
+    @click.option("--notify", "notify", multiple=True, help="Extra apprise URL (repeatable).")
     @click.option("--json", "as_json", is_flag=True)
     @pass_obj
     def estimate(
-        obj, cal_file, model_version, since, until, reference_days, window, record, as_json
+        obj,
+        cal_file,
+        model_version,
+        since,
+        until,
+        reference_days,
+        window,
+        record,
+        alert,
+        notify,
+        as_json,
     ) -> None:
         """Label-free precision, recall and FNR of unlabelled traffic, with intervals,
         beside the override-based rates and the audited (measured) estimate."""
@@ -167,14 +184,31 @@ def register(cli, ctx_cls, open_store, thresholds_loader) -> None:
             a, b = _range(store, since, until, 86400)
             rep = build_report(store, cal, version, a, b, reference_days * 86400)
             findings = series_findings(store, cal, version, a, b, step, rep) if step else []
-            if record and findings:
-                from monitor.estimate_report import record_findings
+            alerts = []
+            if (record or alert) and findings:
+                from monitor.estimate_report import alert_findings, record_findings
 
                 record_findings(store, findings)
+                if alert:
+                    cfg = obj.config.with_notify(list(notify))
+                    alerts = alert_findings(store, cfg, findings)
         if as_json:
-            click.echo(json.dumps({**rep.to_json(), "findings": findings}, default=str))
+            out = {**rep.to_json(), "findings": findings}
+            out["alerts"] = [
+                {"alert_id": al.alert_id, "title": al.title, "delivery": al.delivery_status}
+                for al in alerts
+            ]
+            click.echo(json.dumps(out, default=str))
             return
+        if not rep.estimates:
+            raise ConfigError(
+                f"no traffic of model version {version} between {_stamp(a)} and {_stamp(b)} "
+                "UTC in the estimation rollup (score_cal_5m; data stored before it existed "
+                "is not in it); check --model-version, --since and --until"
+            )
         click.echo(render_table(rep))
+        for al in alerts:
+            click.echo(f"alert {al.alert_id}: {al.title} ({al.delivery_status})")
         for f in findings:
             click.echo(
                 f"UNDER-BLOCKING {f['category']} {f['window_start']}: label-free FNR "

@@ -13,10 +13,10 @@ Three readings per category, each with its own assumptions and interval:
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from detectors.drift_event import DriftEvent
 from monitor.calibration import CalibrationSet
 from monitor.estimate_store import fetch_histograms, fetch_labelled, fetch_series
 from monitor.label_free import (
@@ -27,10 +27,18 @@ from monitor.label_free import (
     under_blocking,
     worst_fnr,
 )
-from monitor.storage import Store
+from monitor.storage import Store, drift_event_row
 from monitor.taxonomy import CATEGORIES, SeverityClass
 
-__all__ = ["EstimateReport", "build_report", "record_findings", "render_table", "series_findings"]
+__all__ = [
+    "EstimateReport",
+    "alert_findings",
+    "build_report",
+    "finding_events",
+    "record_findings",
+    "render_table",
+    "series_findings",
+]
 
 CIPA = {c.name for c in CATEGORIES if c.severity_class is SeverityClass.CIPA}
 
@@ -164,7 +172,7 @@ def series_findings(
 ) -> list[dict]:
     """Windows whose label-free FNR of an always-block category is above the reference's:
     under-blocking that nobody reported."""
-    ref_s = rep.since - rep.reference_since if rep.reference else 0
+    ref_s = rep.since - rep.reference_since
     reference = _reference(store, cal, version, since, ref_s, step)
     if not reference:
         return []
@@ -200,38 +208,65 @@ def series_findings(
     return out
 
 
-def record_findings(store: Store, findings: list[dict]) -> None:
-    """As drift events (signal ``est_fnr``), so they join the drift timeline and reports."""
-    rows = []
-    for f in findings:
-        end = datetime.fromtimestamp(f["end"], UTC)
-        rows.append(
-            {
-                "event_id": uuid.uuid5(
-                    uuid.NAMESPACE_URL, f"est_fnr/{f['category']}/{f['model_version']}/{f['start']}"
-                ).hex,
-                "detected_at": end,
-                "onset": datetime.fromtimestamp(f["start"], UTC),
-                "signal": "est_fnr",
-                "category": f["category"],
-                "model_version": f["model_version"],
-                "change": "up",
-                "baseline": f["reference_fnr"],
-                "current": f["fnr"],
-                "ci_low": f["fnr_low"],
-                "ci_high": f["fnr_high"],
-                "successes": f["missed"],
-                "trials": float(f["requests"]),
-                "trials_of": "requests",
-                "statistic": f["fnr_low"],
-                "threshold": f["reference_fnr_high"],
-                "effect": f["fnr"] - f["reference_fnr"],
-                "detector": "label_free",
-                "tenant_id": "*",
-                "detail": f["reading"],
-            }
+def finding_events(findings: list[dict]) -> list[DriftEvent]:
+    """Findings as drift events (signal ``est_fnr``): what the alert rules and the drift
+    timeline take. ``successes``/``trials``: estimated missed pages of the window's
+    requests; ``statistic`` the FNR's lower end, ``threshold`` the reference's upper."""
+    return [
+        DriftEvent(
+            signal="est_fnr",
+            category=f["category"],
+            model_version=f["model_version"],
+            change="up",
+            onset=float(f["start"]),
+            detected_at=float(f["end"]),
+            baseline=f["reference_fnr"],
+            current=f["fnr"],
+            ci_low=f["fnr_low"],
+            ci_high=f["fnr_high"],
+            successes=f["missed"],
+            trials=float(f["requests"]),
+            trials_of="requests",
+            statistic=f["fnr_low"],
+            threshold=f["reference_fnr_high"],
+            effect=f["fnr"] - f["reference_fnr"],
+            detector="label_free",
+            detail=f["reading"],
         )
-    store.insert_rows("drift_events", rows)
+        for f in findings
+    ]
+
+
+def record_findings(store: Store, findings: list[dict]) -> None:
+    """Store the findings as drift events (the id is stable per window: a rerun replaces)."""
+    store.insert_rows("drift_events", [drift_event_row(e) for e in finding_events(findings)])
+
+
+def alert_findings(store: Store, config, findings: list[dict]) -> list:
+    """Page on the findings through the alert pipeline (rules, RCA context, grouping,
+    silences, the outbox): under-blocking of an always-block category is critical.
+
+    One run is one episode: the rules see the findings in window order and fire what is
+    pending at the end, so the alert id is stable for the same first window (a rerun
+    over the same range is not paged twice: the outbox knows its notifications)."""
+    from alerts.dispatch import AlertDispatcher
+    from alerts.notify import Notifier
+    from alerts.rules import AlertRules
+
+    events = sorted(finding_events(findings), key=lambda e: e.detected_at)
+    if not events:
+        return []
+    rules = AlertRules(config.alerts)
+    incidents = []
+    for at in sorted({e.detected_at for e in events}):
+        incidents += rules.observe([e for e in events if e.detected_at == at], at)
+    end = events[-1].detected_at
+    incidents += rules.flush(end)
+    notifier = Notifier(config.notify) if config.notify else None
+    dispatcher = AlertDispatcher(store, notifier, config.alerts)
+    alerts = [dispatcher.dispatch(inc, end) for inc in incidents]
+    dispatcher.tick(end, final=True)
+    return alerts
 
 
 def rows(rep: EstimateReport) -> list[list[str]]:

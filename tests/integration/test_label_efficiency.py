@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from monitor.simulator import SimConfig, Simulator
+from tests.integration.receiver import Receiver
 from tests.integration.test_cli import fw, one_line_error
 
 pytestmark = pytest.mark.integration
@@ -89,23 +90,14 @@ def _calibrated(world) -> Path:
 def test_underblocking_without_feedback_is_found_from_the_estimate(world):
     cal = _calibrated(world)
     s = world["start"]
-    p = fw(
-        "--store",
-        world["store"],
-        "estimate",
-        "--calibration",
-        str(cal),
-        "--since",
-        str(s + HALF),
-        "--until",
-        str(s + 2 * HALF),
-        "--reference-days",
-        "1",
-        "--window",
-        "5m",
-        "--record",
-        "--json",
-    )
+    with Receiver() as pager:
+        p = fw(
+            "--store", world["store"], "estimate", "--calibration", str(cal),
+            "--since", str(s + HALF), "--until", str(s + 2 * HALF), "--reference-days", "1",
+            "--window", "5m", "--alert", "--notify", f"json://127.0.0.1:{pager.port}/",
+            "--json",
+        )  # fmt: skip
+        messages = list(pager.messages)
     out = json.loads(p.stdout)
     onset = s + HALF + HALF / 2
     found = out["findings"]
@@ -124,6 +116,15 @@ def test_underblocking_without_feedback_is_found_from_the_estimate(world):
         world["store"], "SELECT count() FROM filterwatch.drift_events WHERE signal = 'est_fnr'"
     )
     assert int(q[0][0]) == len(found)
+    # ... and paged: one critical under-blocking alert, delivered, with its evidence
+    assert [a["delivery"] for a in out["alerts"]] == ["sent"]
+    assert len(messages) == 1
+    body = json.dumps(messages[0])
+    assert "under-blocking" in body and "self_harm" in body and "label-free" in body
+    assert f"127.0.0.1:{pager.port}" not in body  # never the notification URL
+    row = _sql(world["store"], "SELECT severity, signals FROM filterwatch.alerts "
+               f"WHERE alert_id = '{out['alerts'][0]['alert_id']}' LIMIT 1")  # fmt: skip
+    assert row[0][0] == "critical" and row[0][1] == ["est_fnr"]
     text = fw(
         "--store",
         world["store"],
@@ -267,6 +268,10 @@ def test_bad_arguments_are_one_line_errors(world, tmp_path):
         (
             [*st, "estimate", "--calibration", str(_calibrated(world)), "--window", "soon"],
             "--window",
+        ),
+        (
+            [*st, "estimate", "--calibration", str(_calibrated(world)), "--model-version", "9.9"],
+            "no traffic of model version 9.9",
         ),
         ([*st, "calibrate"], "--eval"),
         ([*st, "labels", "import", str(tmp_path / "missing.csv")], "no such file"),
