@@ -9,6 +9,7 @@ will do in production, and not the trivial agreement on its own training labels.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -60,38 +61,23 @@ def calibration_rows(cal: CalibrationSet) -> list[list[str]]:
 
 
 def plot_reliability(cal: CalibrationSet, path: Path) -> None:
-    import matplotlib
+    from monitor.plots import small_multiples
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cats = list(cal.categories)
-    cols = 5
-    rows = max(1, -(-len(cats) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
-    for ax, c in zip(axes.flat, cats, strict=False):
+    def draw(ax, c: str) -> str:
         k = cal.categories[c]
         pts = k.reliability
         ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        ax.plot(
-            [p["predicted"] for p in pts],
-            [p["observed"] for p in pts],
-            "o-",
-            color="#1f4e79",
-            ms=3,
-            lw=1,
-        )
-        ax.set_title(f"{c} ({k.method})", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(cats) :]:
-        ax.axis("off")
-    fig.supxlabel("calibrated probability (out of fold)")
-    fig.supylabel("observed share")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        predicted = [p["predicted"] for p in pts]
+        observed = [p["observed"] for p in pts]
+        # Area by labels (log): a bin of 2 labels at (0.5, 1.0) is noise, not miscalibration.
+        sizes = [6 + 18 * math.log10(1 + p["labels"]) for p in pts]
+        ax.plot(predicted, observed, color="#1f4e79", lw=0.5, alpha=0.4)
+        ax.scatter(predicted, observed, s=sizes, color="#1f4e79", alpha=0.8)
+        return f"{c} ({k.method})"
+
+    small_multiples(
+        list(cal.categories), draw, path, "calibrated probability (out of fold)", "observed share"
+    )
 
 
 def _cp(k: float, n: float) -> tuple[float, float]:

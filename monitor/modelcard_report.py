@@ -34,32 +34,19 @@ def pr_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _plot(evalset, m: ModelCardMetrics, thresholds, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from monitor.plots import small_multiples
 
     cats = [c for j, c in enumerate(m.categories) if m.support[j]]
     y_true, _, scores = label_matrices(evalset, m.categories, thresholds)
-    cols = 5
-    rows = max(1, -(-len(cats) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.6 * rows), squeeze=False)
-    for ax, c in zip(axes.flat, cats, strict=False):
+
+    def draw(ax, c: str) -> str:
         j = m.categories.index(c)
         p, r = pr_curve(y_true[:, j], scores[:, j])
         ax.plot(r, p, color="#1f4e79", lw=1.2)
         ax.plot([m.recall[j]], [m.precision[j]], "o", color="#c00000")
-        ax.set_title(f"{c} (n={int(m.support[j])})", fontsize=9)
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(0, 1.02)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(cats) :]:
-        ax.axis("off")
-    fig.supxlabel("recall")
-    fig.supylabel("precision")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        return f"{c} (n={int(m.support[j])})"
+
+    small_multiples(cats, draw, path, "recall", "precision", limit=1.03)
 
 
 def _data_card(evalset: EvalSet) -> list[tuple[str, str]]:
@@ -195,8 +182,10 @@ def write_model_card(
         notes[title] = CALIBRATION_NOTE
         rel = out_dir / "reliability.png"
         plot_reliability(cal, rel)
-        note = ("Out-of-fold calibrated probability against the observed share; the dashed "
-                "line is perfect calibration.")  # fmt: skip
+        note = (
+            "Out-of-fold calibrated probability against the observed share per 0.1 bin, dot "
+            "area by (log) labels in the bin; the dashed line is perfect calibration."
+        )
         images.append(("Reliability diagrams", note, rel))
         if len(estimates.get("cross_fitted") or []) > 1:
             title = "Estimated vs measured FP/FN on this set (label-free, cross-fitted)"
