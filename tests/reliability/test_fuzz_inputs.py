@@ -179,7 +179,9 @@ def test_hostile_events_are_stored_or_dead_lettered_exactly_once(store):
 
     run()
     print(f"hostile events: {seen}")
-    assert seen["messages"] >= 10_000 * min(SCALE, 1)
+    # Hypothesis sizes its lists adaptively (8,700 to 10,600 messages over the same 300
+    # batches in two runs): count what is guaranteed, every batch of at least 20.
+    assert seen["batches"] == 300 * SCALE and seen["messages"] >= 20 * seen["batches"]
     assert seen["dead"] > seen["messages"] // 4 and seen["stored"] > seen["valid"] // 2
     # nothing stored carries a query string or a fragment
     leaked = store.scalar(
