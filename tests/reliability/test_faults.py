@@ -144,9 +144,12 @@ def test_two_workers_one_killed_rebalance_loses_nothing(kafka_env):
     assert len(union) == truth["counts"]["verdicts"]
     feedback = totals(a)["feedback"] + totals(b)["feedback"]
     assert feedback >= truth["counts"]["feedback"]
-    # Stored by b but not yet committed when it died, then stored again by a from the
-    # committed offset: per-worker embedded stores cannot see each other's ledger. The
-    # worker commits right after each stored batch, so at most one batch can overlap.
+    # Stored by one worker but not yet committed when its partitions moved, then stored
+    # again by the next owner from the committed offset: per-worker embedded stores cannot
+    # see each other's ledger (a shared ClickHouse drops these by the ledger and insert
+    # tokens). Each of the two moves (b killed, b back) can catch the batch whose commit
+    # is in flight and the one being inserted beside it: at most two batches a move.
+    # Measured: 0 and 0 (by hand), 1,655 (by hand), 12,248 and 16,956 (clean-clone CI).
     overlap = len(set(pa) & set(pb))
     print(f"rebalance overlap between the two embedded stores: {overlap} verdicts")
-    assert overlap <= KafkaConfig().batch_max
+    assert overlap <= 4 * KafkaConfig().batch_max
