@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["js_distance", "wilson_interval"]
+__all__ = ["clopper_pearson", "js_distance", "wilson_interval"]
 
 
 def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
@@ -24,6 +24,17 @@ def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
     # At k = 0 (k = n) the lower (upper) end is exactly 0 (1); rounding must not move it.
     lo = 0.0 if k <= 0 else max(0.0, centre - half)
     hi = 1.0 if k >= n else min(1.0, centre + half)
+    return lo, hi
+
+
+def clopper_pearson(k: float, n: float) -> tuple[float, float]:
+    """Exact 95% binomial interval of k successes in n trials ((0, 1) with no trials)."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return 0.0, 1.0
+    lo = 0.0 if k <= 0 else float(beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k >= n else float(beta.ppf(0.975, k + 1, n - k))
     return lo, hi
 
 

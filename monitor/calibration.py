@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -377,7 +376,3 @@ def psi(expected: np.ndarray, actual: np.ndarray, coarse: int = 20) -> float:
     e = (e + 0.5) / (e.sum() + 0.5 * coarse)
     a = (a + 0.5) / (a.sum() + 0.5 * coarse)
     return float(np.sum((a - e) * np.log(a / e)))
-
-
-def finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)

@@ -227,10 +227,6 @@ def estimate_category(
     return est
 
 
-def empty_histogram() -> Histogram:
-    return Histogram(np.zeros(BINS), np.zeros(BINS))
-
-
 def histogram_from_scores(
     scores: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None
 ) -> Histogram:

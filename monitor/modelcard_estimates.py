@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.calibration import CalibrationSet, fit_calibration
+from detectors.stats import clopper_pearson
+from monitor.calibration import CalibrationError, CalibrationSet, fit_calibration
 from monitor.evalset import EvalSet
 from monitor.label_free import estimate_category, histogram_from_scores
 from monitor.modelcard import ModelCardMetrics, label_matrices
@@ -80,16 +81,6 @@ def plot_reliability(cal: CalibrationSet, path: Path) -> None:
     )
 
 
-def _cp(k: float, n: float) -> tuple[float, float]:
-    from scipy.stats import beta
-
-    if n <= 0:
-        return 0.0, 1.0
-    lo = 0.0 if k <= 0 else float(beta.ppf(0.025, k, n - k + 1))
-    hi = 1.0 if k >= n else float(beta.ppf(0.975, k + 1, n - k))
-    return lo, hi
-
-
 def cross_fitted_rows(
     es: EvalSet, m: ModelCardMetrics, thresholds=None, seed: int = 0
 ) -> list[list[str]]:
@@ -105,7 +96,7 @@ def cross_fitted_rows(
             cals.append(
                 fit_calibration("cv", cats, s[part], y[part].astype(bool), w[part], seed=seed)
             )
-        except Exception:  # a half too small to calibrate: no estimate to show
+        except CalibrationError:  # a half too small to calibrate: no estimate to show
             return []
     head = [
         "category",
@@ -137,7 +128,7 @@ def cross_fitted_rows(
         m_fp = float(w[pt & ~yt].sum())
         m_fn = float(w[~pt & yt].sum())
         m_tp = float(w[pt & yt].sum())
-        lo, hi = _cp(m_fn, m_fn + m_tp)
+        lo, hi = clopper_pearson(m_fn, m_fn + m_tp)
         fnr = fn / (fn + tp) if fn + tp else 0.0
         fnr_lo = fn_lo / (fn_lo + tp) if fn_lo + tp else 0.0
         fnr_hi = fn_hi / (fn_hi + tp) if fn_hi + tp else 0.0

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from scipy.stats import beta
-
+from detectors.stats import clopper_pearson
 from monitor.storage import Store
 from monitor.taxonomy import CATEGORIES
 
@@ -125,8 +124,7 @@ def _exact_interval(k: int, n: int, stratum: int) -> tuple[Share, Share]:
         return (k, n), (k, n)
     if n <= 0:
         return (0.0, 1.0), (1.0, 1.0)
-    lo = 0.0 if k <= 0 else float(beta.ppf(0.025, k, n - k + 1))
-    hi = 1.0 if k >= n else float(beta.ppf(0.975, k + 1, n - k))
+    lo, hi = clopper_pearson(k, n)
     return (lo, 1.0), (hi, 1.0)
 
 
